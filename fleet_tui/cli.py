@@ -1,0 +1,106 @@
+"""The `fleet-tui` command: bare, the TUI; with a command, headless.
+
+Start-up must stay fast (`fleet-tui --help` well under half a second), so this module imports
+only argparse at top level; every command imports what it needs when it runs.
+
+Exit codes (DESIGN "Controller surface"): 0 ok, 1 a gate failed, 2 bad input or config,
+3 incomplete (node faults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INCOMPLETE = 3
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    parser.add_argument(
+        "--inventory",
+        metavar="PATH",
+        help="inventory TOML file or folder of them (default: $FLEET_TUI_INVENTORY, "
+        "./inventory/local.toml, then the embedded local-machine inventory)",
+    )
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite store (default: $FLEET_TUI_DB or the user data dir)"
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _add_ssh(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-new-host-keys",
+        action="store_true",
+        help="trust host keys of nodes never seen before (fingerprints are printed); "
+        "a changed key is always refused",
+    )
+    parser.add_argument(
+        "--known-hosts",
+        metavar="PATH",
+        help="known_hosts file to check and extend (default: ~/.ssh/known_hosts)",
+    )
+    parser.add_argument(
+        "--connect-timeout", type=float, default=10.0, metavar="S", help="per-node connect timeout"
+    )
+
+
+def _lazy(module: str, function: str) -> Handler:
+    """A handler that imports its module only when the command runs (keeps --help fast)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        import importlib
+
+        result: int = getattr(importlib.import_module(module), function)(args)
+        return result
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleet-tui",
+        description="Benchmark Core ML and MLX identically across a fleet of Apple Silicon Macs. "
+        "With no command, opens the TUI.",
+    )
+    _add_common(parser, json_flag=False)
+    _add_ssh(parser)
+    parser.set_defaults(handler=_lazy("fleet_tui.app.main", "run_app"))
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    probe = commands.add_parser("probe", help="probe every node concurrently and print its facts")
+    _add_common(probe)
+    _add_ssh(probe)
+    probe.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_probe"))
+
+    deploy = commands.add_parser("deploy", help="upload the agent to every node (only when absent)")
+    _add_common(deploy)
+    _add_ssh(deploy)
+    deploy.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_deploy"))
+
+    selftest = commands.add_parser(
+        "selftest", help="check platform assumptions (TECH_BRIEF F) on every node"
+    )
+    _add_common(selftest)
+    _add_ssh(selftest)
+    selftest.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_selftest"))
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
