@@ -92,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ssh(selftest)
     selftest.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_selftest"))
 
+    sweep = commands.add_parser("sweep", help="run a matrix sweep from a spec (TOML) across the fleet")
+    sweep.add_argument("spec", nargs="?", metavar="SPEC", help="sweep spec TOML (not needed with --resume)")
+    _add_common(sweep)
+    _add_ssh(sweep)
+    sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; run nothing")
+    sweep.add_argument("--resume", metavar="RUN", help="run only the unfinished cells of run RUN")
+    sweep.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
+    sweep.set_defaults(handler=_lazy("fleet_tui.sweep.cli", "cmd_sweep"))
+
+    runs = commands.add_parser("runs", help="list stored runs with status and gate summary")
+    _add_common(runs)
+    runs.set_defaults(handler=_lazy("fleet_tui.sweep.cli", "cmd_runs"))
+
     return parser
 
 
