@@ -1,0 +1,95 @@
+"""The controller's side of one agent session: start it, feed the job, decode its events.
+
+stdin stays open while the agent runs: it is the agent's liveness channel (a controller that
+goes away closes it, and the agent stops). It is closed after `done`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any
+
+from fleet_tui.transport.base import AgentProcess, NodeError, NodeErrorKind, Transport, clip_tail
+from node_agent.protocol import ProtocolError, decode_event
+
+EXIT_WAIT_S = 5.0
+"""How long an agent gets to exit after `done` or SIGTERM before it is killed."""
+
+
+async def stop_agent(proc: AgentProcess) -> None:
+    """terminate, wait, then kill: the agent gets EXIT_WAIT_S to clean up."""
+    proc.terminate()
+    await proc.close_stdin()
+    try:
+        await proc.wait(EXIT_WAIT_S)
+        return
+    except TimeoutError:
+        pass
+    proc.kill()
+    with contextlib.suppress(TimeoutError):
+        await proc.wait(EXIT_WAIT_S)
+
+
+def agent_argv(python: str, agent_remote_path: str, command: str, args: Sequence[str] = ()) -> list[str]:
+    return [python, "-u", agent_remote_path, command, *args]
+
+
+async def agent_events(
+    transport: Transport,
+    agent_remote_path: str,
+    command: str,
+    job: Mapping[str, Any] | None = None,
+    *,
+    args: Sequence[str] = (),
+) -> AsyncGenerator[dict[str, Any], None]:
+    """Run `<python> -u <pyz> <command>` on the node and yield its events up to and with `done`.
+
+    Raises NodeError(PROTOCOL_ERROR) on a line that is not an event (the agent is stopped first)
+    and NodeError(AGENT_ERROR) when the agent exits without `done` (exit status and stderr tail).
+    If the caller stops iterating or is cancelled, the agent is terminated, then killed.
+    Use `contextlib.aclosing` when breaking out early, so that happens at once.
+    """
+    node = transport.node.name
+    proc = await transport.start(agent_argv(transport.node.python, agent_remote_path, command, args))
+    finished = False
+    try:
+        if job is not None:
+            await proc.write(json.dumps(job, separators=(",", ":")) + "\n")
+        async for line in proc.lines():
+            if not line.strip():
+                continue
+            try:
+                event = decode_event(line)
+            except ProtocolError as exc:
+                raise NodeError(
+                    NodeErrorKind.PROTOCOL_ERROR,
+                    node,
+                    f"agent `{command}` sent a bad line, stopped it: {exc}",
+                ) from None
+            if event["type"] == "done":
+                await proc.close_stdin()
+                with contextlib.suppress(TimeoutError):
+                    await proc.wait(EXIT_WAIT_S)
+                    finished = True
+                yield event
+                return
+            yield event
+        try:
+            status: int | None = await proc.wait(EXIT_WAIT_S)
+            finished = True
+        except TimeoutError:
+            status = None
+        stderr = clip_tail(proc.stderr_text())
+        raise NodeError(
+            NodeErrorKind.AGENT_ERROR,
+            node,
+            f"agent `{command}` "
+            + (f"exited with status {status}" if status is not None else "closed its output")
+            + " before `done`"
+            + (f"; stderr: {stderr}" if stderr else "; no stderr"),
+        )
+    finally:
+        if not finished:
+            await stop_agent(proc)

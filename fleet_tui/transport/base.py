@@ -1,0 +1,167 @@
+"""One small interface to a node: run a command, stream a long-running one, put a file, close.
+
+Two implementations: `local` (asyncio subprocess on this machine) and `ssh` (asyncssh, one reused
+connection per node). Every failure a caller can act on is a `NodeError` with a `NodeErrorKind`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fleet_tui.inventory import Node
+
+STDERR_TAIL_CHARS = 4000
+"""How much of a command's stderr is kept (the tail is what explains a failure)."""
+
+
+class NodeErrorKind(StrEnum):
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    AUTH_FAILED = "auth_failed"
+    HOST_KEY_UNKNOWN = "host_key_unknown"
+    HOST_KEY_CHANGED = "host_key_changed"
+    AGENT_ERROR = "agent_error"
+    PROTOCOL_ERROR = "protocol_error"
+    BUSY = "busy"
+    CONFIG = "config"
+
+
+class NodeError(Exception):
+    """A failure of one node. `str()` reads "<node>: <message>"."""
+
+    def __init__(
+        self, kind: NodeErrorKind, node: str, message: str, *, fingerprint: str | None = None
+    ) -> None:
+        super().__init__(f"{node}: {message}")
+        self.kind = kind
+        self.node = node
+        self.message = message
+        self.fingerprint = fingerprint
+        """SHA256:... of the server's host key, for host-key errors (shown to the operator)."""
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"kind": str(self.kind), "message": self.message, "fingerprint": self.fingerprint}
+
+
+@dataclass
+class CommandResult:
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+class AgentProcess(ABC):
+    """A running command on a node, with stdin open and stdout streamed as lines."""
+
+    @abstractmethod
+    def lines(self) -> AsyncIterator[str]:
+        """stdout lines without the trailing newline, until EOF."""
+
+    @abstractmethod
+    async def write(self, text: str) -> None:
+        """Write to the command's stdin (and drain)."""
+
+    @abstractmethod
+    async def close_stdin(self) -> None:
+        """Send EOF on stdin."""
+
+    @abstractmethod
+    def terminate(self) -> None:
+        """Ask the command to stop (SIGTERM). Never raises."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Stop the command now (SIGKILL) and release its channel. Never raises."""
+
+    @abstractmethod
+    async def wait(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - names fixed by the shared interface
+        """Wait for exit; the exit status (or -signal). Raises builtin TimeoutError."""
+
+    @abstractmethod
+    def stderr_text(self) -> str:
+        """The tail of what the command wrote on stderr so far."""
+
+
+class Transport(ABC):
+    """A way to run commands on one node. `connect` is idempotent; `close` releases it."""
+
+    node: Node
+
+    @abstractmethod
+    async def connect(self) -> None: ...
+
+    @abstractmethod
+    async def run(
+        self,
+        argv: Sequence[str],
+        input: str | None = None,  # noqa: A002 - name fixed by the shared interface
+        timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
+    ) -> CommandResult:
+        """Run argv to completion. A non-zero exit is a result, not an error."""
+
+    @abstractmethod
+    async def start(self, argv: Sequence[str]) -> AgentProcess:
+        """Start argv with stdin, stdout and stderr piped."""
+
+    @abstractmethod
+    async def put_file(self, local: Path, remote: str) -> None:
+        """Copy a file to `remote` (absolute, or relative to home) via a temp name + atomic rename."""
+
+    @abstractmethod
+    async def home(self) -> str:
+        """The absolute home directory on the node."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @property
+    def is_connected(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How the controller talks SSH. Host-key checking is always on; there is no way to turn it off."""
+
+    known_hosts: Path | None = None
+    """known_hosts to check and extend; None means ~/.ssh/known_hosts (resolved at use)."""
+    ssh_config: Sequence[Path] | None = ()
+    """() reads ~/.ssh/config (as asyncssh does); None reads nothing; or explicit files."""
+    connect_timeout: float = 10.0
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
+    accept_new_host_keys: bool = False
+    """Trust-on-first-use for nodes absent from known_hosts. A changed key is always refused."""
+    use_ssh_agent: bool = True
+    """Offer keys from $SSH_AUTH_SOCK (tests turn it off so a developer's agent cannot leak in)."""
+
+    def known_hosts_path(self) -> Path:
+        if self.known_hosts is not None:
+            return Path(self.known_hosts).expanduser()
+        return Path(os.path.expanduser("~")) / ".ssh" / "known_hosts"
+
+
+def open_transport(node: Node, settings: SshSettings) -> Transport:
+    """The transport for a node (not yet connected)."""
+    if node.transport == "local":
+        from fleet_tui.transport.local import LocalTransport
+
+        return LocalTransport(node)
+    if node.transport == "ssh":
+        from fleet_tui.transport.ssh import SshTransport
+
+        return SshTransport(node, settings)
+    raise NodeError(NodeErrorKind.CONFIG, node.name, f"unknown transport {node.transport!r} ({node.source})")
+
+
+def clip_tail(text: str, limit: int = 600) -> str:
+    """The last `limit` characters of text, marked when clipped."""
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]

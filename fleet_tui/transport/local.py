@@ -1,0 +1,157 @@
+"""The local transport: commands run as asyncio subprocesses on this machine (argv, no shell)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fleet_tui.transport.base import (
+    STDERR_TAIL_CHARS,
+    AgentProcess,
+    CommandResult,
+    NodeError,
+    NodeErrorKind,
+    Transport,
+)
+from node_agent.protocol import MAX_LINE_BYTES
+
+if TYPE_CHECKING:
+    from fleet_tui.inventory import Node
+
+_PIPE = asyncio.subprocess.PIPE
+
+
+class LocalAgentProcess(AgentProcess):
+    """A local subprocess in its own process group (so a stop reaches its children too)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        self._stderr = ""
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+
+    async def _drain_stderr(self) -> None:
+        # Always drained: a full stderr pipe would block the agent.
+        assert self._proc.stderr is not None
+        while chunk := await self._proc.stderr.read(65536):
+            self._stderr = (self._stderr + chunk.decode("utf-8", "replace"))[-STDERR_TAIL_CHARS:]
+
+    async def lines(self) -> AsyncIterator[str]:
+        assert self._proc.stdout is not None
+        while raw := await self._proc.stdout.readline():
+            yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+    async def write(self, text: str) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(text.encode())
+        await self._proc.stdin.drain()
+
+    async def close_stdin(self) -> None:
+        assert self._proc.stdin is not None
+        if not self._proc.stdin.is_closing():
+            self._proc.stdin.close()
+            with contextlib.suppress(OSError):
+                await self._proc.stdin.wait_closed()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if self._proc.returncode is not None:
+            return
+        try:
+            os.killpg(self._proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    async def wait(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - names fixed by the shared interface
+        code = await asyncio.wait_for(self._proc.wait(), timeout)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        return code
+
+    def stderr_text(self) -> str:
+        return self._stderr
+
+
+class LocalTransport(Transport):
+    """This machine. HOME is read at call time (tests point it at a temporary directory)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    async def connect(self) -> None:
+        return None
+
+    async def _spawn(self, argv: Sequence[str]) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=_PIPE,
+                stdout=_PIPE,
+                stderr=_PIPE,
+                limit=MAX_LINE_BYTES + 1024,  # sample batches are long lines
+                start_new_session=True,  # own process group; the terminal's ^C is ours to relay
+            )
+        except OSError as exc:
+            raise NodeError(
+                NodeErrorKind.CONFIG, self.node.name, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            ) from exc
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        input: str | None = None,  # noqa: A002 - name fixed by the shared interface
+        timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
+    ) -> CommandResult:
+        proc = await self._spawn(argv)
+        try:
+            out, err = await asyncio.wait_for(
+                proc.communicate(input.encode() if input is not None else b""), timeout
+            )
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            raise NodeError(
+                NodeErrorKind.TIMEOUT, self.node.name, f"{argv[0]} did not finish within {timeout} s"
+            ) from None
+        assert proc.returncode is not None
+        return CommandResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+
+    async def start(self, argv: Sequence[str]) -> AgentProcess:
+        return LocalAgentProcess(await self._spawn(argv))
+
+    async def put_file(self, local: Path, remote: str) -> None:
+        target = Path(remote) if os.path.isabs(remote) else Path(await self.home()) / remote
+        temp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+        def copy() -> None:
+            try:
+                shutil.copyfile(local, temp)
+                os.replace(temp, target)  # atomic: readers see the old file or the whole new one
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
+
+        try:
+            await asyncio.to_thread(copy)
+        except OSError as exc:
+            raise NodeError(
+                NodeErrorKind.AGENT_ERROR, self.node.name, f"cannot copy {local} to {target}: {exc}"
+            ) from exc
+
+    async def home(self) -> str:
+        return os.path.expanduser("~")  # noqa: ASYNC240 - no I/O, reads $HOME
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,336 @@
+"""The SSH transport: asyncssh, one reused connection per node, strict host keys.
+
+At most `MAX_HANDSHAKES` handshakes are in flight per event loop, because OpenSSH's sshd drops
+connections beyond MaxStartups (default 10) that have not finished authenticating.
+
+Stopping a remote command: OpenSSH refuses SSH "signal" requests for root logins and before 7.9,
+so every started command first reports its pid on stderr (``exec`` keeps the pid) and
+`terminate`/`kill` also send ``kill -TERM/-KILL <pid>`` over a second channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shlex
+import socket
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncssh
+
+from fleet_tui.transport.base import (
+    STDERR_TAIL_CHARS,
+    AgentProcess,
+    CommandResult,
+    NodeError,
+    NodeErrorKind,
+    SshSettings,
+    Transport,
+)
+
+if TYPE_CHECKING:
+    from fleet_tui.hostkeys import HostKeyInfo
+    from fleet_tui.inventory import Node
+
+MAX_HANDSHAKES = 8
+
+_PID_TAG = "fleet-tui-pid:"
+_PID_LINE = re.compile(rf"^{_PID_TAG}(\d+)$")
+
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def handshake_slot() -> AsyncIterator[None]:
+    """Hold one of the MAX_HANDSHAKES slots of the running event loop."""
+    loop = asyncio.get_running_loop()
+    semaphore = _slots.setdefault(loop, asyncio.Semaphore(MAX_HANDSHAKES))
+    async with semaphore:
+        yield
+
+
+def _where(node: Node) -> str:
+    user = f"{node.user}@" if node.user else ""
+    port = f":{node.port}" if node.port is not None else ""
+    return f"{user}{node.host}{port}"
+
+
+def map_connect_error(node: Node, settings: SshSettings, exc: BaseException) -> NodeError:
+    """A connection failure as the operator should read it (host-key failures excluded)."""
+    where = _where(node)
+    if isinstance(exc, NodeError):
+        return exc
+    if isinstance(exc, asyncssh.PermissionDenied):
+        return NodeError(
+            NodeErrorKind.AUTH_FAILED,
+            node.name,
+            f"authentication failed for {where}: {exc.reason or 'no key was accepted'}"
+            + (f" (identity_file {node.identity_file})" if node.identity_file else ""),
+        )
+    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
+        return NodeError(NodeErrorKind.HOST_KEY_UNKNOWN, node.name, f"host key of {where} not trusted")
+    if isinstance(exc, TimeoutError):  # connect_timeout raises the builtin TimeoutError
+        return NodeError(
+            NodeErrorKind.TIMEOUT,
+            node.name,
+            f"no SSH session with {where} within the {settings.connect_timeout:g} s connect timeout",
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"connection refused by {where}")
+    if isinstance(exc, socket.gaierror):
+        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"cannot resolve {node.host!r}: {exc}")
+    if isinstance(exc, OSError):
+        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"cannot reach {where}: {exc.strerror or exc}")
+    if isinstance(exc, asyncssh.KeyImportError | asyncssh.KeyEncryptionError):
+        return NodeError(NodeErrorKind.CONFIG, node.name, f"cannot use the SSH key for {where}: {exc}")
+    if isinstance(exc, asyncssh.Error):
+        return NodeError(
+            NodeErrorKind.UNREACHABLE, node.name, f"SSH connection to {where} failed: {exc.reason}"
+        )
+    return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"SSH connection to {where} failed: {exc!r}")
+
+
+class SshAgentProcess(AgentProcess):
+    """A command running over an SSH channel (no PTY: clean stdout, separate stderr)."""
+
+    def __init__(self, proc: asyncssh.SSHClientProcess[str], transport: SshTransport) -> None:
+        self._proc = proc
+        self._transport = transport
+        self._pid: int | None = None
+        self._stderr = ""
+        self._stop_tasks: set[asyncio.Task[Any]] = set()
+        self._stderr_task = asyncio.create_task(self._drain_stderr())
+
+    async def _drain_stderr(self) -> None:
+        # Always drained: an unread stderr would stall the channel's flow control.
+        with contextlib.suppress(asyncssh.Error, OSError):
+            async for line in self._proc.stderr:
+                if not line:  # the trailing '' of SSHReader's iteration at EOF
+                    break
+                match = _PID_LINE.match(line.rstrip("\n")) if self._pid is None else None
+                if match:
+                    self._pid = int(match.group(1))
+                    continue
+                self._stderr = (self._stderr + line)[-STDERR_TAIL_CHARS:]
+
+    async def lines(self) -> AsyncIterator[str]:
+        try:
+            async for line in self._proc.stdout:
+                if not line:  # TECH_BRIEF D: a final '' can be yielded at EOF
+                    break
+                yield line.rstrip("\r\n")
+        except (asyncssh.Error, OSError) as exc:
+            raise self._transport.lost(exc) from exc
+
+    async def write(self, text: str) -> None:
+        try:
+            self._proc.stdin.write(text)
+            await self._proc.stdin.drain()
+        except (asyncssh.Error, OSError) as exc:
+            raise self._transport.lost(exc) from exc
+
+    async def close_stdin(self) -> None:
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self._proc.stdin.write_eof()
+
+    def _signal(self, name: str) -> None:
+        if self._proc.returncode is not None:
+            return
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self._proc.send_signal(name)
+        if self._pid is not None:
+            task = asyncio.create_task(self._transport.kill_pid(self._pid, name))
+            self._stop_tasks.add(task)
+            task.add_done_callback(self._stop_tasks.discard)
+
+    def terminate(self) -> None:
+        self._signal("TERM")
+
+    def kill(self) -> None:
+        self._signal("KILL")
+
+    async def wait(self, timeout: float | None = None) -> int:  # noqa: ASYNC109 - names fixed by the shared interface
+        await asyncio.wait_for(self._proc.wait_closed(), timeout)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        code = self._proc.returncode
+        return code if code is not None else -1
+
+    def stderr_text(self) -> str:
+        return self._stderr
+
+
+class SshTransport(Transport):
+    """One node over SSH; the connection is opened once and reused until `close`."""
+
+    def __init__(self, node: Node, settings: SshSettings) -> None:
+        self.node = node
+        self.settings = settings
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._connect_lock = asyncio.Lock()
+        self._home: str | None = None
+        self.accepted_host_key: HostKeyInfo | None = None
+        """Set when this connect trusted a new host key (accept_new_host_keys)."""
+
+    @property
+    def is_connected(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def _open(self) -> asyncssh.SSHClientConnection:
+        from fleet_tui.hostkeys import load_known_hosts, ssh_config_arg
+
+        node, settings = self.node, self.settings
+        options: dict[str, Any] = {
+            "known_hosts": load_known_hosts(settings.known_hosts_path()),
+            "config": ssh_config_arg(settings),
+            "connect_timeout": settings.connect_timeout,
+            "keepalive_interval": settings.keepalive_interval,
+            "keepalive_count_max": settings.keepalive_count_max,
+        }
+        if node.user:
+            options["username"] = node.user
+        if node.identity_file:
+            identity = Path(os.path.expanduser(node.identity_file))  # noqa: ASYNC240 - no I/O
+            if not await asyncio.to_thread(identity.is_file):
+                raise NodeError(
+                    NodeErrorKind.CONFIG,
+                    node.name,
+                    f"identity_file {node.identity_file} does not exist ({node.source})",
+                )
+            options["client_keys"] = [str(identity)]
+        if not settings.use_ssh_agent:
+            options["agent_path"] = None
+        if node.proxy_jump:
+            options["tunnel"] = node.proxy_jump
+        async with handshake_slot():
+            return await asyncssh.connect(node.host, node.port if node.port is not None else (), **options)
+
+    async def connect(self) -> None:
+        """Open the connection (once). Raises NodeError with the failure's kind."""
+        from fleet_tui.hostkeys import classify_host_key_failure, fetch_host_key, trust_host_key
+
+        async with self._connect_lock:
+            if self.is_connected:
+                return
+            self._home = None
+            try:
+                try:
+                    self._conn = await self._open()
+                except asyncssh.HostKeyNotVerifiable:
+                    error = await classify_host_key_failure(self.node, self.settings)
+                    if (
+                        error.kind is not NodeErrorKind.HOST_KEY_UNKNOWN
+                        or not self.settings.accept_new_host_keys
+                    ):
+                        raise error from None
+                    info = await fetch_host_key(self.node, self.settings)
+                    await trust_host_key(info, self.settings.known_hosts_path())
+                    self.accepted_host_key = info
+                    # Reconnect through the normal strict check: a key that changed between
+                    # the fetch and now is refused like any other.
+                    try:
+                        self._conn = await self._open()
+                    except asyncssh.HostKeyNotVerifiable:
+                        raise await classify_host_key_failure(self.node, self.settings) from None
+            except (OSError, asyncssh.Error, TimeoutError) as exc:
+                raise map_connect_error(self.node, self.settings, exc) from exc
+
+    async def _connection(self) -> asyncssh.SSHClientConnection:
+        if not self.is_connected:
+            await self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    def lost(self, exc: BaseException) -> NodeError:
+        """An error on an open connection: the node went away (or the channel broke)."""
+        if isinstance(exc, NodeError):
+            return exc
+        reason = exc.reason if isinstance(exc, asyncssh.Error) else (str(exc) or type(exc).__name__)
+        return NodeError(
+            NodeErrorKind.UNREACHABLE, self.node.name, f"connection to {_where(self.node)} lost: {reason}"
+        )
+
+    async def _run_command(self, command: str, input: str | None, timeout: float | None) -> CommandResult:  # noqa: A002, ASYNC109 - names fixed by the shared interface
+        conn = await self._connection()
+        try:
+            result = await conn.run(command, input=input, check=False, timeout=timeout, errors="replace")
+        except asyncssh.TimeoutError:
+            raise NodeError(
+                NodeErrorKind.TIMEOUT,
+                self.node.name,
+                f"command did not finish within {timeout} s: {command[:80]}",
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise self.lost(exc) from exc
+        code = result.returncode if result.returncode is not None else -1
+        return CommandResult(code, str(result.stdout or ""), str(result.stderr or ""))
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        input: str | None = None,  # noqa: A002 - name fixed by the shared interface
+        timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
+    ) -> CommandResult:
+        return await self._run_command(shlex.join(argv), input, timeout)
+
+    async def start(self, argv: Sequence[str]) -> AgentProcess:
+        conn = await self._connection()
+        # `exec` keeps the shell's pid, so the pid printed first is the command's own.
+        command = f'echo "{_PID_TAG}$$" >&2; exec {shlex.join(argv)}'
+        try:
+            proc = await conn.create_process(command, encoding="utf-8", errors="replace")
+        except (asyncssh.Error, OSError) as exc:
+            raise self.lost(exc) from exc
+        return SshAgentProcess(proc, self)
+
+    async def kill_pid(self, pid: int, signal_name: str) -> None:
+        """Signal a process on the node over a second channel (works where SSH signals do not)."""
+        with contextlib.suppress(NodeError):
+            await self._run_command(shlex.join(["kill", f"-{signal_name}", str(pid)]), None, 10.0)
+
+    async def home(self) -> str:
+        if self._home is None:
+            result = await self._run_command('printf %s "$HOME"', None, 30.0)
+            if result.exit_status != 0 or not result.stdout.startswith("/"):
+                raise NodeError(
+                    NodeErrorKind.AGENT_ERROR,
+                    self.node.name,
+                    f"cannot find the home directory: {result.stdout!r} {result.stderr.strip()!r}",
+                )
+            self._home = result.stdout
+        return self._home
+
+    async def put_file(self, local: Path, remote: str) -> None:
+        target = remote if remote.startswith("/") else f"{await self.home()}/{remote}"
+        temp = f"{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        conn = await self._connection()
+        try:
+            async with conn.start_sftp_client() as sftp:
+                try:
+                    await sftp.put(str(local), temp)
+                    await sftp.posix_rename(temp, target)  # atomic replace (OpenSSH extension)
+                except BaseException:
+                    with contextlib.suppress(asyncssh.Error, OSError):
+                        await sftp.remove(temp)
+                    raise
+        except asyncssh.SFTPError as exc:
+            raise NodeError(
+                NodeErrorKind.AGENT_ERROR,
+                self.node.name,
+                f"upload of {local.name} to {target} failed: {exc.reason}",
+            ) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise self.lost(exc) from exc
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(asyncssh.Error, OSError):
+                await conn.wait_closed()

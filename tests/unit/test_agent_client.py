@@ -1,0 +1,147 @@
+"""agent_events against real local processes that behave, lie, die or hang."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from fleet_tui.agent_client import agent_events
+from fleet_tui.inventory import Node
+from fleet_tui.transport.base import NodeError, NodeErrorKind
+from fleet_tui.transport.local import LocalTransport
+
+PRELUDE = """\
+import json, os, select, sys, time
+def emit(kind, **fields):
+    print(json.dumps({"schema": 1, "type": kind, **fields}), flush=True)
+"""
+
+
+def _agent(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "fake_agent.py"
+    path.write_text(PRELUDE + textwrap.dedent(body))
+    return str(path)
+
+
+@pytest.fixture
+def transport(local_node: Node) -> LocalTransport:
+    return LocalTransport(local_node)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); treat it as gone.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as fh:
+        return fh.read().split()[2] != "Z"
+    return False
+
+
+async def test_job_goes_in_and_stdin_stays_open_until_done(tmp_path: Path, transport: LocalTransport) -> None:
+    agent = _agent(
+        tmp_path,
+        """
+        job = json.loads(sys.stdin.readline())
+        readable, _, _ = select.select([sys.stdin], [], [], 0.3)
+        emit("hello", command=sys.argv[1], job=job, stdin_eof_before_done=bool(readable))
+        emit("done", ok=True, exit_code=0)
+        sys.stdin.read()  # exits only when the controller closes stdin after `done`
+        """,
+    )
+    started = time.monotonic()
+    events = [e async for e in agent_events(transport, agent, "run", {"cell": "x", "n": 3})]
+    assert [e["type"] for e in events] == ["hello", "done"]
+    assert events[0]["command"] == "run"
+    assert events[0]["job"] == {"cell": "x", "n": 3}
+    assert events[0]["stdin_eof_before_done"] is False
+    assert time.monotonic() - started < 5  # stdin was closed after done, so the agent exited
+
+
+async def test_garbage_line_is_a_protocol_error_and_the_agent_is_stopped(
+    tmp_path: Path, transport: LocalTransport
+) -> None:
+    agent = _agent(
+        tmp_path,
+        """
+        emit("hello", pid=os.getpid())
+        print("Traceback (most recent call last): this is not JSON", flush=True)
+        time.sleep(60)
+        """,
+    )
+    seen: list[dict[str, object]] = []
+    started = time.monotonic()
+    with pytest.raises(NodeError) as info:
+        async for event in agent_events(transport, agent, "probe"):
+            seen.append(event)
+    assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+    assert info.value.node == "local"
+    assert "this is not JSON" in str(info.value) and str(info.value).startswith("local: ")
+    assert time.monotonic() - started < 10
+    pid = seen[0]["pid"]
+    assert isinstance(pid, int) and not _alive(pid)
+
+
+async def test_exit_without_done_is_an_agent_error_with_stderr(
+    tmp_path: Path, transport: LocalTransport
+) -> None:
+    agent = _agent(
+        tmp_path,
+        """
+        emit("hello")
+        print("disk on fire", file=sys.stderr, flush=True)
+        sys.exit(7)
+        """,
+    )
+    with pytest.raises(NodeError) as info:
+        async for _ in agent_events(transport, agent, "probe"):
+            pass
+    assert info.value.kind is NodeErrorKind.AGENT_ERROR
+    assert "status 7" in info.value.message and "disk on fire" in info.value.message
+
+
+async def test_breaking_out_early_stops_the_agent(tmp_path: Path, transport: LocalTransport) -> None:
+    agent = _agent(
+        tmp_path,
+        """
+        emit("hello", pid=os.getpid())
+        while True:
+            emit("progress", cell_id="c", phase="measure", done=1, total=2)
+            time.sleep(0.05)
+        """,
+    )
+    async with contextlib.aclosing(agent_events(transport, agent, "run")) as stream:
+        async for event in stream:
+            pid = event["pid"]
+            break
+    assert isinstance(pid, int) and not _alive(pid)
+
+
+async def test_blank_lines_are_ignored_and_long_lines_pass(tmp_path: Path, transport: LocalTransport) -> None:
+    agent = _agent(
+        tmp_path,
+        """
+        print("", flush=True)
+        emit("samples", cell_id="c", run=0, phase="measure", ns=list(range(200000)), t_ns=[])
+        emit("done", ok=True, exit_code=0)
+        """,
+    )
+    events = [e async for e in agent_events(transport, agent, "run")]
+    assert [e["type"] for e in events] == ["samples", "done"]
+    ns = events[0]["ns"]
+    assert isinstance(ns, list) and len(ns) == 200000
+
+
+async def test_missing_python_is_a_config_error(tmp_path: Path, local_node: Node) -> None:
+    node = Node(name="local", host="localhost", transport="local", python=str(tmp_path / "no-python"))
+    with pytest.raises(NodeError) as info:
+        async for _ in agent_events(LocalTransport(node), "agent.pyz", "probe"):
+            pass
+    assert info.value.kind is NodeErrorKind.CONFIG
+    assert "no-python" in info.value.message
