@@ -1,0 +1,1 @@
+"""Analysis over stored results: gates (and later comparisons and cost), no UI, no heavy imports."""

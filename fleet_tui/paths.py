@@ -1,0 +1,37 @@
+"""Where fleet-tui keeps its data on the controller (XDG base directories)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+DB_ENV = "FLEET_TUI_DB"
+"""Environment variable naming the SQLite store; wins over the user data dir."""
+
+APP_DIR_NAME = "fleet-tui"
+
+
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """$XDG_DATA_HOME/fleet-tui, else ~/.local/share/fleet-tui (not created here)."""
+    env = os.environ if env is None else env
+    # XDG says a relative XDG_DATA_HOME is invalid and must be ignored.
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / APP_DIR_NAME
+
+
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
+    """$FLEET_TUI_DB > $XDG_DATA_HOME/fleet-tui/fleet.db > ~/.local/share/fleet-tui/fleet.db."""
+    env = os.environ if env is None else env
+    explicit = env.get(DB_ENV, "")
+    if explicit:
+        return Path(explicit).expanduser()
+    return user_data_dir(env) / "fleet.db"
+
+
+def resolve_db_path(arg: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Path:
+    """The store path for a `--db` argument: the argument if given, else `default_db_path`."""
+    if arg is not None and str(arg) != "":
+        return Path(arg).expanduser()
+    return default_db_path(env)

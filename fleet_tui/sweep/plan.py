@@ -1,0 +1,234 @@
+"""Expand a sweep spec over the target nodes into cells, with a duration estimate.
+
+A cell = (node, workload, bucket, engine config). Nothing is dropped: a cell that is known
+before running to be impossible on its node (Core ML prediction off macOS, MLX on the GPU
+without Metal, an engine the node's probe reports missing) stays in the plan with state
+"unsupported" and the reason (DESIGN "Engines and cells"). Without probe facts for a node,
+every cell of it is "pending" and the agent reports unsupported cells when it meets them.
+
+Cell keys are stable names within a node: ``workload/bucket/engine-key``, e.g.
+``mlp/b1/mlx:cpu:fp32``; a cell id (unique within a run) is ``node/key``.
+
+Duration estimate (an assumption, printed with the plan): every inference takes its bucket's
+budget. Per cell::
+
+    runs x (warmup + measure) + sustained + cooldown
+    warmup  = (warmup_min + 40) x latency        # 40 = pyperf's 2 x 20 stability check, passed first time
+    measure = clamp(min_samples x latency, min_duration_s, max_duration_s)
+
+A node runs its cells one after another; nodes run in parallel, so the sweep's wall time is the
+slowest node's. Waiting for nominal thermal pressure (up to wait_nominal_s per cell), model
+loads and uploads are not included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from fleet_tui.sweep.spec import EngineConfig, MeasureSpec, SpecError, SweepSpec
+
+if TYPE_CHECKING:
+    from fleet_tui.inventory import Node
+
+STABILITY_CHECK_SAMPLES: Final = 40
+"""Samples of the adaptive warmup check (2 x 20, MEASUREMENT 2.6 (3)) assumed in the estimate."""
+
+ESTIMATE_ASSUMPTION: Final = (
+    "estimate assumes every inference takes its bucket's budget; excludes waits for nominal "
+    "thermal pressure, model loads and uploads"
+)
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """One cell of the plan (not yet in the store)."""
+
+    node: str
+    workload: str
+    bucket: str
+    engine: str
+    config: Mapping[str, str]
+    key: str
+    """Stable name within the node: "workload/bucket/engine-key"."""
+    budget_ms: float
+    estimate_s: float
+    """Expected duration if run (0 for unsupported cells)."""
+    state: str = "pending"
+    """"pending" or "unsupported" (then `reason` says why)."""
+    reason: str | None = None
+
+    @property
+    def cell_id(self) -> str:
+        """Unique within a run: "node/key"."""
+        return f"{self.node}/{self.key}"
+
+    def job_cell(self, cell_id: str | None = None) -> dict[str, Any]:
+        """The cell entry of an agent job (`cell_id` defaults to `self.cell_id`)."""
+        return {
+            "cell_id": cell_id if cell_id is not None else self.cell_id,
+            "workload": self.workload,
+            "bucket": self.bucket,
+            "engine": self.engine,
+            "config": dict(self.config),
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: SweepSpec
+    nodes: tuple[str, ...]
+    cells: tuple[PlannedCell, ...]
+
+    def cells_for(self, node: str) -> list[PlannedCell]:
+        return [c for c in self.cells if c.node == node]
+
+    @property
+    def runnable(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.state == "pending"]
+
+    @property
+    def unsupported(self) -> list[PlannedCell]:
+        return [c for c in self.cells if c.state == "unsupported"]
+
+    def node_estimate_s(self, node: str) -> float:
+        """Expected seconds for one node (its cells run one after another)."""
+        return sum(c.estimate_s for c in self.cells_for(node))
+
+    @property
+    def wall_estimate_s(self) -> float:
+        """Expected wall time of the sweep: the slowest node (nodes run in parallel)."""
+        return max((self.node_estimate_s(n) for n in self.nodes), default=0.0)
+
+    @property
+    def node_seconds_estimate(self) -> float:
+        """Sum of every node's expected seconds (what the fleet is busy for; rental cost)."""
+        return sum(self.node_estimate_s(n) for n in self.nodes)
+
+    def table(self) -> str:
+        """The plan as a plain-text table (for `sweep --dry-run`)."""
+        spec = self.spec
+        lines = [
+            f"sweep {spec.name!r}  contract {spec.contract_hash[:12]}  {len(self.nodes)} node(s), "
+            f"{len(self.cells)} cell(s): {len(self.runnable)} to run, {len(self.unsupported)} unsupported",
+            f"measure: runs={spec.measure.runs} min_samples={spec.measure.min_samples} "
+            f"min_duration_s={spec.measure.min_duration_s:g} max_duration_s={spec.measure.max_duration_s:g} "
+            f"sustained_minutes={spec.measure.sustained_minutes:g} cooldown_s={spec.measure.cooldown_s:g}",
+            "",
+        ]
+        header = ("NODE", "CELL", "BUDGET", "STATE", "EST", "REASON")
+        rows = [
+            (
+                c.node,
+                c.key,
+                f"{c.budget_ms:g} ms",
+                c.state,
+                format_duration(c.estimate_s) if c.state == "pending" else "-",
+                c.reason or "",
+            )
+            for c in self.cells
+        ]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+        for row in [header, *rows]:
+            cells = [text.ljust(width) for text, width in zip(row[:-1], widths, strict=True)]
+            lines.append("  ".join([*cells, row[-1]]).rstrip())
+        lines.append("")
+        for node in self.nodes:
+            node_cells = self.cells_for(node)
+            runnable = sum(1 for c in node_cells if c.state == "pending")
+            estimate = format_duration(self.node_estimate_s(node))
+            lines.append(f"{node}: {runnable}/{len(node_cells)} cell(s) to run, ~{estimate}")
+        lines.append(
+            f"total: ~{format_duration(self.wall_estimate_s)} wall (nodes in parallel), "
+            f"~{format_duration(self.node_seconds_estimate)} node time"
+        )
+        lines.append(f"({ESTIMATE_ASSUMPTION})")
+        return "\n".join(lines)
+
+
+def cell_key(workload: str, bucket: str, engine_key: str) -> str:
+    """The stable cell key, e.g. cell_key("mlp", "b1", "mlx:cpu:fp32") == "mlp/b1/mlx:cpu:fp32"."""
+    return f"{workload}/{bucket}/{engine_key}"
+
+
+def build_plan(
+    spec: SweepSpec,
+    nodes: Sequence[Node],
+    facts: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> Plan:
+    """Expand spec x target nodes into cells (node, workload, bucket, engine config order).
+
+    `nodes` is the inventory; the spec's targets select from it (SpecError on an unknown name
+    or tag). `facts` maps node name -> probe facts (node_agent.facts.collect_facts); where
+    given, cells the node cannot run are marked unsupported with the reason.
+    """
+    targets = spec.select_nodes(nodes)
+    if not targets:
+        raise SpecError(spec.source, "[targets]", "the targets select no node of the inventory")
+    facts = facts or {}
+    cells: list[PlannedCell] = []
+    for node in targets:
+        node_facts = facts.get(node.name)
+        for workload in spec.workloads:
+            for bucket in workload.buckets:
+                for engine in spec.engines:
+                    reason = unsupported_reason(engine, node_facts)
+                    cells.append(
+                        PlannedCell(
+                            node=node.name,
+                            workload=workload.name,
+                            bucket=bucket.name,
+                            engine=engine.engine,
+                            config=engine.config,
+                            key=cell_key(workload.name, bucket.name, engine.key),
+                            budget_ms=bucket.budget_ms,
+                            estimate_s=0.0
+                            if reason
+                            else estimate_cell_seconds(spec.measure, bucket.budget_ms),
+                            state="unsupported" if reason else "pending",
+                            reason=reason,
+                        )
+                    )
+    return Plan(spec=spec, nodes=tuple(n.name for n in targets), cells=tuple(cells))
+
+
+def unsupported_reason(engine: EngineConfig, facts: Mapping[str, Any] | None) -> str | None:
+    """Why `engine` cannot run on a node with these probe facts; None if it can (or facts unknown)."""
+    if not facts:
+        return None
+    engines = facts.get("engines")
+    if isinstance(engines, Mapping):
+        status = engines.get(engine.engine)
+        if isinstance(status, str) and status != "available":
+            return status
+    elif isinstance(engines, list | tuple) and engine.engine not in engines:
+        return f"engine {engine.engine} is not available on the node (it has: {', '.join(map(str, engines))})"
+    os_name = facts.get("os")
+    if not isinstance(os_name, str):
+        return None
+    if engine.engine == "coreml" and os_name != "macos":
+        return f"Core ML prediction needs macOS (node runs {os_name})"
+    if engine.engine == "mlx" and engine.config.get("device") == "gpu" and os_name != "macos":
+        return f'MLX on the GPU needs Metal on macOS (node runs {os_name}); use device = "cpu"'
+    return None
+
+
+def estimate_cell_seconds(measure: MeasureSpec, latency_ms: float) -> float:
+    """Expected seconds for one cell if every inference takes `latency_ms` (see module doc)."""
+    latency_s = latency_ms / 1000.0
+    warmup = (measure.warmup_min + STABILITY_CHECK_SAMPLES) * latency_s
+    sampled = min(measure.max_duration_s, max(measure.min_duration_s, measure.min_samples * latency_s))
+    return measure.runs * (warmup + sampled) + measure.sustained_minutes * 60.0 + measure.cooldown_s
+
+
+def format_duration(seconds: float) -> str:
+    """Compact human duration: "45s", "3m 05s", "2h 10m"."""
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
