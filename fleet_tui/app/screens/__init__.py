@@ -1,0 +1,1 @@
+"""Screens of the TUI: the fleet table and its dialogs."""

@@ -1,0 +1,231 @@
+"""The first screen: a live table of the fleet, probed in the background."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header
+
+from fleet_tui.app.messages import HostKeyTrusted, NodeProbed, ProbeAborted
+from fleet_tui.app.node_state import NodeState
+from fleet_tui.app.screens.hostkey import HostKeyDialog
+from fleet_tui.app.widgets.node_detail import NodeDetail
+from fleet_tui.app.widgets.node_table import NodeTable
+from fleet_tui.transport.base import NodeError, NodeErrorKind
+
+if TYPE_CHECKING:
+    from textual.theme import Theme
+
+    from fleet_tui.app.app import FleetApp
+    from fleet_tui.inventory import Node
+
+PROBE_ALL_GROUP = "probe:all"
+"""Worker group of a whole-fleet probe; exclusive, so r twice restarts rather than doubles up."""
+
+
+class FleetScreen(Screen[None]):
+    """One row per inventory node, filled in as each node's probe answers."""
+
+    BINDINGS = [
+        Binding("r", "refresh", "Refresh"),
+        Binding("t", "trust", "Trust host key"),
+    ]
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        super().__init__()
+        self.states: dict[str, NodeState] = {node.name: NodeState(node) for node in nodes}
+        """Per-node state, keyed (like the table rows) by node name, in inventory order."""
+
+    @property
+    def fleet_app(self) -> FleetApp:
+        from fleet_tui.app.app import FleetApp
+
+        assert isinstance(self.app, FleetApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield NodeTable(id="nodes")
+        yield NodeDetail(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(NodeTable)
+        table.border_title = "fleet"
+        self.query_one(NodeDetail).border_title = "selected node"
+        for state in self.states.values():
+            table.add_node(state)
+        table.focus()
+        self._show_detail()
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.probe(tuple(self.states))
+
+    def _theme_changed(self, _theme: Theme) -> None:
+        # Cell colours are resolved from the theme when drawn, so redraw every row.
+        table = self.query_one(NodeTable)
+        table.palette = None
+        for state in self.states.values():
+            table.show_state(state)
+
+    # -- probing -----------------------------------------------------------------------------
+
+    def probe(self, names: Sequence[str], *, group: str = PROBE_ALL_GROUP) -> None:
+        """Mark these nodes "probing…" and probe them in a background worker."""
+        table = self.query_one(NodeTable)
+        for name in names:
+            state = self.states[name]
+            state.probing = True
+            state.aborted = None
+            table.show_state(state)
+        self._summarise()
+        self._show_detail()
+        self.run_worker(
+            self._probe_nodes(tuple(names)),
+            name=f"probe {', '.join(names)}",
+            group=group,
+            exclusive=True,
+            exit_on_error=False,
+            description=f"Probing {len(names)} node(s)",
+        )
+
+    async def _probe_nodes(self, names: tuple[str, ...]) -> None:
+        # Imported here: probe pulls in asyncssh, which the screen does not need to draw.
+        from fleet_tui.probe import probe_fleet
+
+        app = self.fleet_app
+        remaining = set(names)
+        try:
+            async for result in probe_fleet(
+                [self.states[n].node for n in names], app.settings, app.connections
+            ):
+                remaining.discard(result.node.name)
+                self.post_message(NodeProbed(result))
+        except Exception as exc:  # a bug in the probe path, not a node fault: say so per row
+            self.log.error(f"probe worker failed: {exc!r}")
+            self.post_message(ProbeAborted(tuple(sorted(remaining)), f"{type(exc).__name__}: {exc}"))
+
+    def action_refresh(self) -> None:
+        """Re-probe every node (connections stay warm between refreshes)."""
+        self.probe(tuple(self.states))
+
+    @on(NodeProbed)
+    def _node_probed(self, message: NodeProbed) -> None:
+        state = self.states.get(message.result.node.name)
+        if state is None:
+            return
+        state.result = message.result
+        state.probing = False
+        self._redraw(state)
+
+    @on(ProbeAborted)
+    def _probe_aborted(self, message: ProbeAborted) -> None:
+        for name in message.names:
+            state = self.states[name]
+            state.probing = False
+            state.aborted = message.message
+            self._redraw(state)
+
+    # -- host keys ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "trust":
+            state = self._selected()
+            # None = shown but greyed out: the key exists, it just does not apply to this row.
+            if state is None or state.error_kind != NodeErrorKind.HOST_KEY_UNKNOWN or state.probing:
+                return None
+        return True
+
+    def action_trust(self) -> None:
+        """Review the selected node's unknown host key and, if the operator agrees, trust it."""
+        state = self._selected()
+        if state is None or state.error_kind != NodeErrorKind.HOST_KEY_UNKNOWN:
+            return
+        self.run_worker(
+            self._review_host_key(state.node),
+            name=f"host key {state.node.name}",
+            group=f"hostkey:{state.node.name}",
+            exclusive=True,
+            exit_on_error=False,
+            description=f"Reviewing the host key of {state.node.name}",
+        )
+
+    async def _review_host_key(self, node: Node) -> None:
+        from fleet_tui.hostkeys import fetch_host_key, trust_host_key
+
+        app = self.fleet_app
+        try:
+            # Fetch again rather than reuse the probe's fingerprint: the dialog must show exactly
+            # the key that will be written.
+            offered = await fetch_host_key(node, app.settings)
+        except NodeError as exc:
+            self.notify(f"{node.name}: {exc.message}", title="Could not fetch the host key", severity="error")
+            return
+        known_hosts = app.settings.known_hosts_path()
+        trusted = await self.app.push_screen_wait(
+            HostKeyDialog(
+                node_name=node.name,
+                host=offered.host,
+                port=offered.port,
+                key_type=offered.key_type,
+                fingerprint=offered.fingerprint,
+                known_hosts=known_hosts,
+            )
+        )
+        if not trusted:
+            self.notify(f"{node.name}: host key not trusted; nothing was written.", title="Host key")
+            return
+        try:
+            await trust_host_key(offered, known_hosts)
+        except NodeError as exc:  # another key appeared for this host meanwhile: never overwrite
+            self.notify(exc.message, title=f"{node.name}: not trusted", severity="error")
+            return
+        self.post_message(HostKeyTrusted(node.name, offered.fingerprint))
+
+    @on(HostKeyTrusted)
+    def _host_key_trusted(self, message: HostKeyTrusted) -> None:
+        self.notify(f"{message.name}: trusted {message.fingerprint}", title="Host key")
+        self.probe((message.name,), group=f"probe:{message.name}")
+
+    # -- drawing -----------------------------------------------------------------------------
+
+    def _selected(self) -> NodeState | None:
+        name = self.query_one(NodeTable).selected_name
+        return None if name is None else self.states.get(name)
+
+    def _redraw(self, state: NodeState) -> None:
+        self.query_one(NodeTable).show_state(state)
+        self._summarise()
+        selected = self._selected()
+        if selected is not None and selected.node.name == state.node.name:
+            self._show_detail()
+            self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self) -> None:
+        self._show_detail()
+        self.refresh_bindings()
+
+    def _show_detail(self) -> None:
+        settings = self.fleet_app.settings
+        self.query_one(NodeDetail).show_node(
+            self._selected(),
+            known_hosts=str(settings.known_hosts_path()),
+            accept_new=settings.accept_new_host_keys,
+        )
+
+    def _summarise(self) -> None:
+        """The header's sub-title: how many nodes, how many answered, how many failed."""
+        states = self.states.values()
+        ok = sum(1 for s in states if s.status == "ok")
+        probing = sum(1 for s in states if s.probing)
+        failed = sum(1 for s in states if not s.probing and s.status not in ("ok", "not probed"))
+        count = len(self.states)
+        summary = f"{count} node{'' if count == 1 else 's'} · {ok} ok · {failed} failed"
+        if probing:
+            summary += f" · {probing} probing"
+        self.sub_title = summary

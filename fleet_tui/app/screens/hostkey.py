@@ -1,0 +1,84 @@
+"""The trust-on-first-use dialog: show a node's host key fingerprint and ask before trusting it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+
+class HostKeyDialog(ModalScreen[bool]):
+    """Ask whether to trust a node's SSH host key. Dismisses with True only on an explicit yes.
+
+    "No" has the focus, so a stray Enter never trusts a key: the operator has to press y or
+    click "Trust" after reading the fingerprint.
+    """
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Trust"),
+        Binding("n,escape", "answer(False)", "Cancel"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        host: str,
+        port: int,
+        key_type: str,
+        fingerprint: str,
+        known_hosts: Path,
+    ) -> None:
+        super().__init__()
+        self.node_name = node_name
+        self.host = host
+        self.port = port
+        self.key_type = key_type
+        self.fingerprint = fingerprint
+        self.known_hosts = known_hosts
+
+    def compose(self) -> ComposeResult:
+        target = str(self.known_hosts)
+        with Grid(id="hostkey-dialog"):
+            yield Label(
+                Content.from_markup("Trust the host key of [b]$name[/b]?", name=self.node_name),
+                id="hostkey-title",
+            )
+            yield Static(
+                Content.from_markup(
+                    "host         $host\nport         $port\nkey type     $key_type\n"
+                    "fingerprint  [b]$fp[/b]\n\n"
+                    "This key has never been seen. Compare the fingerprint with the one the\n"
+                    "machine reports (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub).\n"
+                    "Trusting appends it to $target.",
+                    host=self.host,
+                    port=str(self.port),
+                    key_type=self.key_type,
+                    fp=self.fingerprint,
+                    target=target,
+                ),
+                id="hostkey-body",
+            )
+            with Horizontal(id="hostkey-buttons"):
+                yield Button("Trust (y)", variant="warning", id="hostkey-yes")
+                yield Button("Cancel (n)", variant="primary", id="hostkey-no")
+
+    def on_mount(self) -> None:
+        self.query_one("#hostkey-no", Button).focus()
+
+    @on(Button.Pressed, "#hostkey-yes")
+    def _yes(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#hostkey-no")
+    def _no(self) -> None:
+        self.dismiss(False)
+
+    def action_answer(self, trust: bool) -> None:
+        self.dismiss(trust)
