@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from fleet_tui.transport.base import NodeError, NodeErrorKind, SshSettings
+from fleet_tui.transport.base import NodeError, SshSettings, as_node_error
 
 if TYPE_CHECKING:
     from fleet_tui.inventory import Node
@@ -30,6 +30,7 @@ EXIT_INCOMPLETE = 3
 
 
 def settings_from_args(args: argparse.Namespace) -> SshSettings:
+    """SshSettings from the shared `--known-hosts`, `--accept-new-host-keys`, `--connect-timeout`."""
     known_hosts = getattr(args, "known_hosts", None)
     return SshSettings(
         known_hosts=Path(known_hosts).expanduser() if known_hosts else None,
@@ -215,8 +216,8 @@ async def deploy_and_print(
         async def one(node: Node) -> DeployResult | NodeError:
             try:
                 return await deploy_agent(await pool.transport(node), bundle)
-            except NodeError as exc:
-                return exc
+            except Exception as exc:  # one node's failure stays on its own line
+                return as_node_error(exc, node.name, "deploy")
 
         if not as_json:
             print(f"agent {bundle.name} ({bundle.path.stat().st_size} bytes)", file=out, flush=True)
@@ -299,8 +300,8 @@ async def selftest_and_print(
             try:
                 checks, errors = await selftest_node(node, pool)
                 return node, checks, errors, None
-            except NodeError as exc:
-                return node, [], [], exc
+            except Exception as exc:  # one node's failure stays in its own section
+                return node, [], [], as_node_error(exc, node.name, "selftest")
 
         for next_done in asyncio.as_completed([one(n) for n in nodes]):
             node, checks, errors, error = await next_done
@@ -347,7 +348,6 @@ def cmd_selftest(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "NodeErrorKind",
     "cmd_deploy",
     "cmd_probe",
     "cmd_selftest",

@@ -136,7 +136,8 @@ async def trust_host_key(info: HostKeyInfo, known_hosts_path: Path) -> None:
     """
     loop = asyncio.get_running_loop()
     async with _append_locks.setdefault(loop, asyncio.Lock()):
-        existing = trusted_keys_for(known_hosts_path, info.host, info.port)
+        # A thread: reading the file and resolving the host's addresses both block.
+        existing = await asyncio.to_thread(trusted_keys_for, known_hosts_path, info.host, info.port)
         new_key = asyncssh.import_public_key(info.line.split(None, 1)[1])
         if existing and new_key not in existing:
             raise NodeError(
@@ -154,14 +155,15 @@ async def trust_host_key(info: HostKeyInfo, known_hosts_path: Path) -> None:
 def _append_line(path: Path, line: str) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+b") as fh:
+    with os.fdopen(fd, "r+b", buffering=0) as fh:
         # Keep the file line-structured even if its last line had no newline.
         size = fh.seek(0, os.SEEK_END)
+        separator = b""
         if size > 0:
             fh.seek(size - 1)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-        fh.write(line.encode())
+            separator = b"" if fh.read(1) == b"\n" else b"\n"
+        # One O_APPEND write: another ssh client appending at the same time cannot split the line.
+        fh.write(separator + line.encode())
 
 
 async def classify_host_key_failure(node: Node, settings: SshSettings) -> NodeError:

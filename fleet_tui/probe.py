@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from fleet_tui.agent_client import agent_events
 from fleet_tui.deploy import AgentBundle, DeployResult, build_agent_zipapp, deploy_agent
-from fleet_tui.transport.base import NodeError, NodeErrorKind, SshSettings, Transport, open_transport
+from fleet_tui.transport.base import (
+    NodeError,
+    NodeErrorKind,
+    SshSettings,
+    Transport,
+    as_node_error,
+    open_transport,
+)
 
 if TYPE_CHECKING:
     from fleet_tui.hostkeys import HostKeyInfo
@@ -181,6 +188,16 @@ async def run_agent_command(
     return transport, deployed, hello, events
 
 
+def _take_accepted_host_key(transport: Transport) -> HostKeyInfo | None:
+    """The host key this transport's connect trusted, reported once (not again on warm probes)."""
+    from fleet_tui.transport.ssh import SshTransport
+
+    if not isinstance(transport, SshTransport):
+        return None
+    accepted, transport.accepted_host_key = transport.accepted_host_key, None
+    return accepted
+
+
 async def probe_node(node: Node, connections: FleetConnections) -> ProbeResult:
     """Probe one node. Never raises for the node's own failures: they are in the result."""
     started = time.perf_counter()
@@ -189,7 +206,7 @@ async def probe_node(node: Node, connections: FleetConnections) -> ProbeResult:
     accepted: HostKeyInfo | None = None
     try:
         transport = await connections.transport(node)
-        accepted = getattr(transport, "accepted_host_key", None)
+        accepted = _take_accepted_host_key(transport)
         ping_started = time.perf_counter()
         await transport.run(["true"], timeout=connections.settings.connect_timeout)
         rtt_ms = (time.perf_counter() - ping_started) * 1000
@@ -210,11 +227,7 @@ async def probe_node(node: Node, connections: FleetConnections) -> ProbeResult:
             host_key_accepted=accepted,
         )
     except Exception as exc:  # one node's failure, whatever it is, stays in its own result
-        error = (
-            exc
-            if isinstance(exc, NodeError)
-            else NodeError(NodeErrorKind.AGENT_ERROR, node.name, f"probe failed: {type(exc).__name__}: {exc}")
-        )
+        error = as_node_error(exc, node.name, "probe")
         await connections.drop(node)
         return ProbeResult(
             node, False, None, None, error, rtt_ms, time.perf_counter() - started, deployed, None, accepted

@@ -163,7 +163,11 @@ class SshdFleet:
             for s in self.sshds
         ]
         if start:
-            self.start_all()
+            try:
+                self.start_all()
+            except BaseException:
+                self.close()  # the caller gets no fleet to close: stop the sshds that did start
+                raise
 
     def _write_config(self, sshd: SshdNode) -> None:
         sshd.config.write_text(

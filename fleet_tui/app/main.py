@@ -8,26 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fleet_tui.transport.base import SshSettings
+# The headless commands' reading of the shared SSH flags: the TUI must connect exactly as they do.
+from fleet_tui.fleet_commands import settings_from_args as settings_from_args
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
-
-
-def settings_from_args(args: argparse.Namespace) -> SshSettings:
-    """SshSettings from the shared `--known-hosts`, `--accept-new-host-keys`, `--connect-timeout`."""
-    from fleet_tui.transport.base import SshSettings
-
-    known_hosts = getattr(args, "known_hosts", None)
-    return SshSettings(
-        known_hosts=Path(known_hosts).expanduser() if known_hosts else None,
-        connect_timeout=float(getattr(args, "connect_timeout", 10.0)),
-        accept_new_host_keys=bool(getattr(args, "accept_new_host_keys", False)),
-    )
 
 
 def run_app(args: argparse.Namespace) -> int:

@@ -17,14 +17,6 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ProbeStarted(Message):
-    """A probe of these nodes has started; their rows go back to "probing…"."""
-
-    names: tuple[str, ...]
-    """Names of the nodes being probed."""
-
-
-@dataclass
 class NodeProbed(Message):
     """One node's probe finished, ok or not. Posted as each node completes, not at the end."""
 

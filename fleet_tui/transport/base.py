@@ -50,6 +50,17 @@ class NodeError(Exception):
         return {"kind": str(self.kind), "message": self.message, "fingerprint": self.fingerprint}
 
 
+def as_node_error(exc: Exception, node: str, doing: str) -> NodeError:
+    """Any failure of one node's work as a NodeError, so it stays in that node's result.
+
+    Anything that is not already a NodeError is unexpected (a bug more than a node fault), so it
+    keeps its exception type in the message.
+    """
+    if isinstance(exc, NodeError):
+        return exc
+    return NodeError(NodeErrorKind.AGENT_ERROR, node, f"{doing} failed: {type(exc).__name__}: {exc}")
+
+
 @dataclass
 class CommandResult:
     exit_status: int

@@ -119,12 +119,13 @@ class LocalTransport(Transport):
                 proc.communicate(input.encode() if input is not None else b""), timeout
             )
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
             raise NodeError(
                 NodeErrorKind.TIMEOUT, self.node.name, f"{argv[0]} did not finish within {timeout} s"
             ) from None
+        finally:
+            if proc.returncode is None:  # timed out or cancelled: no orphan outlives the call
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
         assert proc.returncode is not None
         return CommandResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 

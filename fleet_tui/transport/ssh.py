@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 MAX_HANDSHAKES = 8
 
 _PID_TAG = "fleet-tui-pid:"
+_PID_WAIT_S = 10.0
+"""How long a stop waits for the command's pid line (it is the first thing the command prints)."""
 _PID_LINE = re.compile(rf"^{_PID_TAG}(\d+)$")
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -103,21 +105,28 @@ class SshAgentProcess(AgentProcess):
         self._proc = proc
         self._transport = transport
         self._pid: int | None = None
+        self._pid_seen = asyncio.Event()
+        """Set once the pid line was read, or stderr ended without one."""
         self._stderr = ""
         self._stop_tasks: set[asyncio.Task[Any]] = set()
         self._stderr_task = asyncio.create_task(self._drain_stderr())
 
     async def _drain_stderr(self) -> None:
         # Always drained: an unread stderr would stall the channel's flow control.
-        with contextlib.suppress(asyncssh.Error, OSError):
+        try:
             async for line in self._proc.stderr:
                 if not line:  # the trailing '' of SSHReader's iteration at EOF
                     break
                 match = _PID_LINE.match(line.rstrip("\n")) if self._pid is None else None
                 if match:
                     self._pid = int(match.group(1))
+                    self._pid_seen.set()
                     continue
                 self._stderr = (self._stderr + line)[-STDERR_TAIL_CHARS:]
+        except (asyncssh.Error, OSError):
+            pass
+        finally:
+            self._pid_seen.set()  # no pid is coming: release a pending stop
 
     async def lines(self) -> AsyncIterator[str]:
         try:
@@ -144,10 +153,17 @@ class SshAgentProcess(AgentProcess):
             return
         with contextlib.suppress(asyncssh.Error, OSError):
             self._proc.send_signal(name)
-        if self._pid is not None:
-            task = asyncio.create_task(self._transport.kill_pid(self._pid, name))
-            self._stop_tasks.add(task)
-            task.add_done_callback(self._stop_tasks.discard)
+        # The pid line may still be in flight (a stop right after start): the fallback waits
+        # for it rather than being skipped.
+        task = asyncio.create_task(self._kill_by_pid(name))
+        self._stop_tasks.add(task)
+        task.add_done_callback(self._stop_tasks.discard)
+
+    async def _kill_by_pid(self, name: str) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._pid_seen.wait(), _PID_WAIT_S)
+        if self._pid is not None and self._proc.returncode is None:
+            await self._transport.kill_pid(self._pid, name)
 
     def terminate(self) -> None:
         self._signal("TERM")
@@ -238,6 +254,16 @@ class SshTransport(Transport):
                         self._conn = await self._open()
                     except asyncssh.HostKeyNotVerifiable:
                         raise await classify_host_key_failure(self.node, self.settings) from None
+                    except (OSError, asyncssh.Error, TimeoutError) as exc:
+                        # The key is in known_hosts now: the operator must learn that even
+                        # though this connect failed.
+                        error = map_connect_error(self.node, self.settings, exc)
+                        raise NodeError(
+                            error.kind,
+                            error.node,
+                            f"{error.message} (after trusting its new host key {info.fingerprint})",
+                            fingerprint=info.fingerprint,
+                        ) from exc
             except (OSError, asyncssh.Error, TimeoutError) as exc:
                 raise map_connect_error(self.node, self.settings, exc) from exc
 
@@ -259,7 +285,11 @@ class SshTransport(Transport):
     async def _run_command(self, command: str, input: str | None, timeout: float | None) -> CommandResult:  # noqa: A002, ASYNC109 - names fixed by the shared interface
         conn = await self._connection()
         try:
-            result = await conn.run(command, input=input, check=False, timeout=timeout, errors="replace")
+            process = await conn.create_process(command, input=input, errors="replace")
+            try:
+                result = await process.wait(check=False, timeout=timeout)
+            finally:
+                process.close()  # conn.run would leave the channel open after a timeout or cancel
         except asyncssh.TimeoutError:
             raise NodeError(
                 NodeErrorKind.TIMEOUT,
@@ -290,7 +320,13 @@ class SshTransport(Transport):
         return SshAgentProcess(proc, self)
 
     async def kill_pid(self, pid: int, signal_name: str) -> None:
-        """Signal a process on the node over a second channel (works where SSH signals do not)."""
+        """Signal a process on the node over a second channel (works where SSH signals do not).
+
+        Only over the open connection: reconnecting just to signal would open a connection that
+        nobody closes (and a lost connection already stopped the command's input).
+        """
+        if not self.is_connected:
+            return
         with contextlib.suppress(NodeError):
             await self._run_command(shlex.join(["kill", f"-{signal_name}", str(pid)]), None, 10.0)
 

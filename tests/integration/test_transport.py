@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -62,7 +62,23 @@ async def test_connection_is_reused(sshd_fleet: Factory) -> None:
         assert transport._conn is first and transport.is_connected
     finally:
         await transport.close()
+    assert transport._conn is None
+    # A late stop (e.g. of an agent whose connection already closed) must not reconnect.
+    await transport.kill_pid(999_999, "TERM")
     assert not transport.is_connected
+
+
+async def test_identity_file_with_tilde_is_expanded(sshd_fleet: Factory, isolated_home: Path) -> None:
+    fleet = sshd_fleet(1)
+    (isolated_home / ".ssh").mkdir()
+    shutil.copy(fleet.client_key, isolated_home / ".ssh" / "fleet_key")
+    node = replace(fleet.nodes[0], identity_file="~/.ssh/fleet_key")
+    transport = open_transport(node, fleet.settings)
+    try:
+        await transport.connect()  # the key exists only under ~ (the isolated HOME)
+        assert (await transport.run(["true"])).exit_status == 0
+    finally:
+        await transport.close()
 
 
 async def test_put_file_is_atomic_and_leaves_no_temp(sshd_fleet: Factory, tmp_path: Path) -> None:
@@ -87,9 +103,10 @@ async def test_started_command_streams_and_terminates(sshd_fleet: Factory) -> No
         proc = await transport.start(["sh", "-c", "echo ready; echo note >&2; exec sleep 60"])
         lines = proc.lines()
         assert await anext(lines) == "ready"
-        await asyncio.sleep(0.2)  # let the pid line arrive on stderr
         started = time.monotonic()
-        proc.terminate()  # root sessions refuse SSH signals; the pid fallback must work
+        # Root sessions refuse SSH signals, so this relies on the pid fallback, which waits for
+        # the pid line itself if it has not been read yet.
+        proc.terminate()
         status = await proc.wait(10)
         assert time.monotonic() - started < 5
         assert status != 0
