@@ -1,0 +1,456 @@
+"""The measurement harness for one run of one cell (MEASUREMENT.md 2.6, followed step by step).
+
+The engine owns the timed region (pyperf's ``bench_time_func`` shape): ``run(loops)`` returns
+the elapsed nanoseconds of ``loops`` back-to-back calls, measured with ``perf_counter_ns`` and,
+for MLX, ending with ``mx.eval``. The harness around it:
+
+1. picks the mode: **latency** (one inference per sample) or, for calls under 200 µs,
+   **micro-op** (``loops`` doubled until one sample takes >= 10 ms; samples are per-iteration
+   time; no p99 in this mode);
+2. warms up: at least ``warmup_min`` samples, then pyperf's stability check on the next 2x20
+   samples (`stats.warmup_stable`), sliding by one sample until it passes, or until
+   ``warmup_max`` samples before the window or ``max_duration_s`` of warmup have passed
+   (``warmup_unconverged``); warmup samples are kept apart;
+3. measures until the floors (``min_samples``, 662 when p99 is asked, AND ``min_duration_s``)
+   are met, then every ``check_every`` samples stops when the p95's 99%-rank CI is within
+   ``epsilon`` (`stats.p95_ci_converged`), or at the ceilings ``max_duration_s`` / ``max_samples``;
+4. optionally keeps sampling for ``sustained_s`` (sustained mode), reading the node's conditions
+   every 5 s and tagging sample batches with the latest thermal state, then computes drift.
+
+Samples go into preallocated ``array('q')`` buffers and are handed to ``sink`` (which writes a
+``samples`` event) every `FLUSH_EVERY_SAMPLES` samples or 250 ms, always *between* samples,
+never inside the engine's timed region.
+
+Stdlib only: this module runs in the agent core; numbers come from `node_agent.stats`.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from node_agent import stats
+
+MICRO_OP_THRESHOLD_NS = 200_000
+"""Calls shorter than this are measured in micro-op mode (MEASUREMENT 2.6 (2))."""
+MICRO_OP_TARGET_NS = 10_000_000
+"""Micro-op mode doubles ``loops`` until one sample takes at least this long (10 ms)."""
+MAX_LOOPS = 1 << 24
+WARMUP_WINDOW = 40
+"""pyperf's stability check looks at 2 x 20 samples."""
+FLUSH_EVERY_SAMPLES = 1000
+FLUSH_EVERY_NS = 250_000_000
+CONDITIONS_EVERY_NS = 5_000_000_000
+"""Sustained mode reads thermal conditions this often (MEASUREMENT 2.6 (7))."""
+DRIFT_MAX_SAMPLES = 20_000
+"""stats.drift bootstraps in pure Python; longer series are thinned evenly in time (kept in order)."""
+
+
+class TimedRun(Protocol):
+    """What the harness needs from an engine: ``run(loops) -> elapsed ns``."""
+
+    def run(self, loops: int) -> int: ...
+
+
+SampleSink = Callable[[str, "array[int]", "array[int]", "str | None"], None]
+"""sink(phase, ns, t_ns, thermal_state): one batch of samples (phase warmup|measure|sustained)."""
+ProgressSink = Callable[[str, int, int], None]
+"""progress(phase, done, total)."""
+ConditionsReader = Callable[[], dict[str, Any]]
+
+
+class SettingsError(ValueError):
+    """A measure setting is missing or out of range; the message names the field."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"measure.{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """The job's ``measure`` block. Defaults are the real ones (MEASUREMENT 2.7)."""
+
+    runs: int = 5
+    warmup_min: int = 5
+    warmup_max: int = 300
+    min_samples: int = stats.MIN_SAMPLES_P95
+    min_duration_s: float = 10.0
+    max_duration_s: float = 60.0
+    max_samples: int = 100_000
+    epsilon: float = 0.02
+    check_every: int = 50
+    p99: bool = False
+    sustained_s: float = 0.0
+    cooldown_s: float = 0.0
+    wait_nominal_s: float = 120.0
+    numeric: bool = True
+
+    @property
+    def sample_floor(self) -> int:
+        """The count floor: p95's 130 by default, 662 once p99 is asked (never below min_samples)."""
+        return max(self.min_samples, stats.MIN_SAMPLES_P99) if self.p99 else self.min_samples
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> MeasureSettings:
+        """Validate a job's ``measure`` object; unknown keys are errors (a typo would be silent)."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise SettingsError("", "must be a JSON object")
+        defaults = cls()
+        known = {f: getattr(defaults, f) for f in cls.__dataclass_fields__}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise SettingsError(unknown[0], f"unknown setting (known: {', '.join(sorted(known))})")
+        values: dict[str, Any] = {}
+        for name, default in known.items():
+            value = raw.get(name, default)
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise SettingsError(name, f"must be true or false, got {value!r}")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise SettingsError(name, f"must be an integer, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise SettingsError(name, f"must be a number, got {value!r}")
+            values[name] = value
+        settings = cls(**values)
+        settings._check_ranges()
+        return settings
+
+    def _check_ranges(self) -> None:
+        positive_ints = ("runs", "min_samples", "max_samples", "check_every")
+        for name in positive_ints:
+            if getattr(self, name) < 1:
+                raise SettingsError(name, "must be >= 1")
+        if self.warmup_min < 1:
+            raise SettingsError("warmup_min", "must be >= 1")
+        if self.warmup_max < self.warmup_min:
+            raise SettingsError("warmup_max", f"must be >= warmup_min ({self.warmup_min})")
+        for name in ("min_duration_s", "sustained_s", "cooldown_s", "wait_nominal_s"):
+            if getattr(self, name) < 0:
+                raise SettingsError(name, "must be >= 0")
+        if self.max_duration_s <= 0 or self.max_duration_s < self.min_duration_s:
+            raise SettingsError(
+                "max_duration_s", f"must be > 0 and >= min_duration_s ({self.min_duration_s})"
+            )
+        if self.max_samples < self.sample_floor:
+            raise SettingsError("max_samples", f"must be >= the sample floor ({self.sample_floor})")
+        if not 0 < self.epsilon < 1:
+            raise SettingsError("epsilon", "must be between 0 and 1 (a relative half-width)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class _Samples:
+    """A growable array('q') of samples plus their start times; grown between samples only."""
+
+    def __init__(self, capacity: int) -> None:
+        self.ns = array("q", bytes(8 * max(capacity, 1)))
+        self.t_ns = array("q", bytes(8 * max(capacity, 1)))
+        self.n = 0
+
+    def grow(self) -> None:
+        extra = bytes(8 * len(self.ns))
+        self.ns.frombytes(extra)
+        self.t_ns.frombytes(extra)
+
+    def values(self) -> array[int]:
+        return self.ns[: self.n]
+
+    def times(self) -> array[int]:
+        return self.t_ns[: self.n]
+
+
+@dataclass
+class RunRecord:
+    """What one run of one cell measured (the worker reports it; the runner pools runs)."""
+
+    mode: str  # "latency" | "micro"
+    loops: int
+    warmup: list[int] = field(default_factory=list)
+    warmup_converged: bool = True
+    measured: array[int] = field(default_factory=lambda: array("q"))
+    measured_t_ns: array[int] = field(default_factory=lambda: array("q"))
+    sustained: array[int] = field(default_factory=lambda: array("q"))
+    sustained_t_ns: array[int] = field(default_factory=lambda: array("q"))
+    stop_reason: str = ""  # "converged" | "max_samples" | "max_duration" | "stopped"
+    duration_s: float = 0.0
+    sustained_duration_s: float = 0.0
+    thermal_timeline: list[dict[str, Any]] = field(default_factory=list)
+    calibration: list[tuple[int, int]] = field(default_factory=list)
+
+
+class Harness:
+    """Measures one engine in one process. Construct, then call `measure_run`."""
+
+    def __init__(
+        self,
+        engine: TimedRun,
+        settings: MeasureSettings,
+        sink: SampleSink,
+        *,
+        progress: ProgressSink | None = None,
+        stop: StopFlag | None = None,
+        read_conditions: ConditionsReader | None = None,
+        on_thermal: Callable[[int, dict[str, Any]], None] | None = None,
+        force_mode: str | None = None,
+        force_loops: int | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.sink = sink
+        self.progress = progress or (lambda phase, done, total: None)
+        self.stop = stop
+        self.read_conditions = read_conditions
+        self.on_thermal = on_thermal
+        self.force_mode = force_mode
+        self.force_loops = force_loops
+        self.epoch_ns = time.perf_counter_ns()
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    # -- mode -----------------------------------------------------------------------------
+    def choose_mode(self, record: RunRecord) -> None:
+        """Latency mode unless one call is under 200 µs; then calibrate loops (micro-op mode).
+
+        Later runs of a cell pass run 0's choice (force_mode / force_loops), as pyperf's workers
+        reuse the calibrated loops, so every run's samples mean the same thing.
+        """
+        run = self.engine.run
+        if self.force_mode is not None:
+            mode = self.force_mode
+        else:
+            probe = sorted(run(1) for _ in range(3))[1]
+            mode = "micro" if probe < MICRO_OP_THRESHOLD_NS else "latency"
+        record.mode = mode
+        if mode == "latency":
+            record.loops = 1
+            return
+        if self.force_loops is not None:
+            record.loops = self.force_loops
+            return
+        loops = 1
+        while loops < MAX_LOOPS and not self._stopped():
+            elapsed = run(loops)
+            record.calibration.append((loops, elapsed))
+            if elapsed >= MICRO_OP_TARGET_NS:
+                break
+            loops *= 2
+        record.loops = loops
+
+    # -- warmup ---------------------------------------------------------------------------
+    def warmup(self, record: RunRecord) -> None:
+        """warmup_min samples, then slide a 2x20 window until stable or warmup_max is reached."""
+        settings, run, loops = self.settings, self.engine.run, record.loops
+        buf = _Samples(settings.warmup_max + WARMUP_WINDOW)
+        perf = time.perf_counter_ns
+        epoch = self.epoch_ns
+        # The stability window needs 40 samples; warmup_max caps the samples *before* it.
+        target = settings.warmup_min + WARMUP_WINDOW
+        converged = False
+        start = perf()
+        # Slow models would spend minutes in 2x20-sample windows: warmup also ends (unconverged)
+        # after max_duration_s, once warmup_min samples are taken.
+        deadline = start + int(settings.max_duration_s * 1e9)
+        last_flush_n, last_flush_t = 0, start
+        while not self._stopped():
+            t_start = perf()
+            elapsed = run(loops)
+            i = buf.n
+            buf.ns[i] = elapsed // loops
+            buf.t_ns[i] = t_start - epoch
+            buf.n = i + 1
+            # -- between samples from here on --
+            if buf.n >= target:
+                window = list(buf.ns[buf.n - WARMUP_WINDOW : buf.n])
+                if stats.warmup_stable(window):
+                    converged = True
+                    break
+                if buf.n - WARMUP_WINDOW >= settings.warmup_max:
+                    break
+                target = buf.n + 1  # add one warmup and look again
+            now = perf()
+            if now >= deadline and buf.n >= settings.warmup_min:
+                break
+            if now - last_flush_t >= FLUSH_EVERY_NS:
+                self._flush("warmup", buf, last_flush_n, None)
+                self.progress("warmup", buf.n, settings.warmup_min + WARMUP_WINDOW)
+                last_flush_n, last_flush_t = buf.n, now
+        self._flush("warmup", buf, last_flush_n, None)
+        record.warmup = list(buf.values())
+        record.warmup_converged = converged or self._stopped()
+
+    # -- measure --------------------------------------------------------------------------
+    def measure(self, record: RunRecord) -> None:
+        """Burst measurement: floors, then the adaptive p95 CI rule, within the ceilings."""
+        settings, run, loops = self.settings, self.engine.run, record.loops
+        floor_n = settings.sample_floor
+        min_ns = int(settings.min_duration_s * 1e9)
+        max_ns = int(settings.max_duration_s * 1e9)
+        max_n = settings.max_samples
+        check_every = settings.check_every
+        buf = _Samples(max_n)
+        perf = time.perf_counter_ns
+        epoch = self.epoch_ns
+        sorted_ns: list[int] = []
+        sorted_upto = 0
+        next_check = floor_n
+        start = perf()
+        last_flush_n, last_flush_t = 0, start
+        reason = "stopped"
+        stop = self.stop
+        while stop is None or not stop.is_set():
+            t_start = perf()
+            elapsed = run(loops)
+            i = buf.n
+            buf.ns[i] = elapsed // loops
+            buf.t_ns[i] = t_start - epoch
+            n = buf.n = i + 1
+            # -- between samples from here on --
+            now = perf()
+            if n >= max_n:
+                reason = "max_samples"
+                break
+            if now - start >= max_ns:
+                reason = "max_duration"
+                break
+            if n >= next_check and now - start >= min_ns:
+                sorted_ns.extend(buf.ns[sorted_upto:n])
+                sorted_upto = n
+                sorted_ns.sort()  # nearly sorted: timsort merges the new run in ~O(n)
+                if stats.p95_ci_converged(sorted_ns, settings.epsilon):
+                    reason = "converged"
+                    break
+                next_check = n + check_every
+            if n - last_flush_n >= FLUSH_EVERY_SAMPLES or now - last_flush_t >= FLUSH_EVERY_NS:
+                self._flush("measure", buf, last_flush_n, None)
+                self.progress("measure", n, floor_n)
+                last_flush_n, last_flush_t = n, now
+        self._flush("measure", buf, last_flush_n, None)
+        self.progress("measure", buf.n, floor_n)
+        record.measured = buf.values()
+        record.measured_t_ns = buf.times()
+        record.stop_reason = reason
+        record.duration_s = (perf() - start) / 1e9
+
+    # -- sustained ------------------------------------------------------------------------
+    def sustained(self, record: RunRecord, duration_s: float) -> None:
+        """Keep sampling for duration_s, reading conditions every 5 s (one `thermal` each)."""
+        run, loops = self.engine.run, record.loops
+        perf = time.perf_counter_ns
+        epoch = self.epoch_ns
+        buf = _Samples(max(1024, len(record.measured)))
+        start = perf()
+        end = start + int(duration_s * 1e9)
+        state = self._sample_conditions(record, start)
+        next_conditions = start + CONDITIONS_EVERY_NS
+        last_flush_n, last_flush_t = 0, start
+        while not self._stopped():
+            t_start = perf()
+            elapsed = run(loops)
+            i = buf.n
+            buf.ns[i] = elapsed // loops
+            buf.t_ns[i] = t_start - epoch
+            buf.n = i + 1
+            # -- between samples from here on --
+            now = perf()
+            if buf.n == len(buf.ns):
+                buf.grow()
+            if now >= end:
+                break
+            if now >= next_conditions:
+                # Flush first so every batch carries one thermal state.
+                self._flush("sustained", buf, last_flush_n, state)
+                last_flush_n, last_flush_t = buf.n, now
+                state = self._sample_conditions(record, now)
+                next_conditions = now + CONDITIONS_EVERY_NS
+                self.progress("sustained", int((now - start) / 1e9), int(duration_s))
+            elif buf.n - last_flush_n >= FLUSH_EVERY_SAMPLES or now - last_flush_t >= FLUSH_EVERY_NS:
+                self._flush("sustained", buf, last_flush_n, state)
+                last_flush_n, last_flush_t = buf.n, now
+        self._flush("sustained", buf, last_flush_n, state)
+        self._sample_conditions(record, perf())
+        record.sustained = buf.values()
+        record.sustained_t_ns = buf.times()
+        record.sustained_duration_s = (perf() - start) / 1e9
+
+    def _sample_conditions(self, record: RunRecord, now_ns: int) -> str | None:
+        if self.read_conditions is None:
+            return None
+        try:
+            conditions = self.read_conditions()
+        except Exception as exc:  # a reader failing must not end a 15-minute run
+            conditions = {"error": f"{type(exc).__name__}: {exc}"}
+        t_ns = now_ns - self.epoch_ns
+        record.thermal_timeline.append({"t_ns": t_ns, "state": conditions})
+        if self.on_thermal is not None:
+            self.on_thermal(t_ns, conditions)
+        pressure = conditions.get("thermal_pressure")
+        return pressure if isinstance(pressure, str) else None
+
+    def _flush(self, phase: str, buf: _Samples, start: int, thermal: str | None) -> None:
+        if buf.n > start:
+            self.sink(phase, buf.ns[start : buf.n], buf.t_ns[start : buf.n], thermal)
+
+    def measure_run(self, *, sustained_s: float = 0.0) -> RunRecord:
+        """Mode, warmup, burst measurement and (when sustained_s > 0) the sustained phase."""
+        record = RunRecord(mode="latency", loops=1)
+        self.choose_mode(record)
+        if not self._stopped():
+            self.warmup(record)
+        if not self._stopped():
+            self.measure(record)
+        if sustained_s > 0 and not self._stopped():
+            self.sustained(record, sustained_s)
+        return record
+
+
+def thin_evenly(values: list[int], times: list[int], limit: int) -> tuple[list[int], list[int]]:
+    """At most `limit` samples taken at even index steps (order and time span kept)."""
+    n = len(values)
+    if n <= limit:
+        return values, times
+    step = n / limit
+    idx = [int(i * step) for i in range(limit)]
+    return [values[i] for i in idx], [times[i] for i in idx]
+
+
+def drift_of(record: RunRecord) -> dict[str, Any] | None:
+    """stats.drift over the burst + sustained samples of a sustained run, in time order."""
+    if not len(record.sustained):
+        return None
+    values = list(record.measured) + list(record.sustained)
+    times = list(record.measured_t_ns) + list(record.sustained_t_ns)
+    values, times = thin_evenly(values, times, DRIFT_MAX_SAMPLES)
+    result = stats.drift(values, t_ns=times)
+    result["n_used"] = len(values)
+    return result
+
+
+def thermal_state_changed(states: list[str | None]) -> bool:
+    """True when more than one known thermal pressure was seen across a cell."""
+    return len({s for s in states if s is not None}) > 1
+
+
+def clock_info() -> dict[str, Any]:
+    """time.get_clock_info("perf_counter"), recorded at start-up (MEASUREMENT 2.6 (1))."""
+    info = time.get_clock_info("perf_counter")
+    return {
+        "name": "perf_counter_ns",
+        "implementation": info.implementation,
+        "resolution_s": info.resolution,
+        "resolution_ns": max(1, round(info.resolution * 1e9)),
+        "monotonic": info.monotonic,
+        "adjustable": info.adjustable,
+    }

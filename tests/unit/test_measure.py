@@ -1,0 +1,254 @@
+"""The measurement harness (node_agent.measure) on real timed functions.
+
+The engines here are real code timed for real: they spin on perf_counter_ns for a set time,
+so the harness sees latencies it can reason about without a model.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from array import array
+from typing import Any
+
+import pytest
+
+from node_agent import measure, stats
+from node_agent.measure import Harness, MeasureSettings, SettingsError
+
+
+def spin(ns: int) -> None:
+    end = time.perf_counter_ns() + ns
+    while time.perf_counter_ns() < end:
+        pass
+
+
+class SpinEngine:
+    """run(loops) spins `per_call_ns(i)` per call, i = the call index; records if a sink ran inside."""
+
+    def __init__(self, per_call_ns: Any) -> None:
+        self.per_call_ns = per_call_ns if callable(per_call_ns) else (lambda i: per_call_ns)
+        self.calls = 0
+        self.in_run = False
+
+    def run(self, loops: int) -> int:
+        self.in_run = True
+        t0 = time.perf_counter_ns()
+        for _ in range(loops):
+            spin(self.per_call_ns(self.calls))
+            self.calls += 1
+        elapsed = time.perf_counter_ns() - t0
+        self.in_run = False
+        return elapsed
+
+
+class Recorder:
+    def __init__(self, engine: SpinEngine | None = None) -> None:
+        self.batches: list[tuple[str, list[int], list[int], str | None]] = []
+        self.engine = engine
+        self.flushed_inside_timed_region = False
+
+    def __call__(self, phase: str, ns: array[int], t_ns: array[int], thermal: str | None) -> None:
+        if self.engine is not None and self.engine.in_run:
+            self.flushed_inside_timed_region = True
+        self.batches.append((phase, list(ns), list(t_ns), thermal))
+
+    def values(self, phase: str) -> list[int]:
+        return [x for p, ns, _, _ in self.batches if p == phase for x in ns]
+
+
+def small(**overrides: Any) -> MeasureSettings:
+    base: dict[str, Any] = {
+        "runs": 1,
+        "warmup_min": 5,
+        "warmup_max": 60,
+        "min_samples": 30,
+        "min_duration_s": 0.05,
+        "max_duration_s": 3.0,
+        "max_samples": 5000,
+        "epsilon": 0.05,
+        "check_every": 20,
+    }
+    base.update(overrides)
+    return MeasureSettings.from_dict(base)
+
+
+def test_settings_defaults_are_the_method_defaults() -> None:
+    s = MeasureSettings.from_dict({})
+    assert (s.runs, s.warmup_min, s.warmup_max, s.min_samples) == (5, 5, 300, 130)
+    assert (s.min_duration_s, s.epsilon, s.check_every) == (10.0, 0.02, 50)
+    assert s.sample_floor == 130
+    assert MeasureSettings.from_dict({"p99": True}).sample_floor == stats.MIN_SAMPLES_P99
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"runz": 3}, "runz"),
+        ({"runs": 0}, "runs"),
+        ({"runs": "5"}, "runs"),
+        ({"p99": 1}, "p99"),
+        ({"epsilon": 0}, "epsilon"),
+        ({"min_duration_s": 5, "max_duration_s": 2}, "max_duration_s"),
+        ({"warmup_min": 10, "warmup_max": 5}, "warmup_max"),
+        ({"max_samples": 100}, "max_samples"),
+    ],
+)
+def test_settings_errors_name_the_field(raw: dict[str, Any], field: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        MeasureSettings.from_dict(raw)
+    assert info.value.field == field
+    assert f"measure.{field}" in str(info.value)
+
+
+def test_latency_mode_meets_floors_and_flushes_outside_the_timed_region() -> None:
+    engine = SpinEngine(300_000)
+    sink = Recorder(engine)
+    settings = small()
+    record = Harness(engine, settings, sink).measure_run()
+    assert record.mode == "latency" and record.loops == 1
+    assert len(record.measured) >= settings.min_samples
+    assert record.duration_s >= settings.min_duration_s
+    assert record.stop_reason in ("converged", "max_duration")
+    assert not sink.flushed_inside_timed_region
+    # every measured sample reached the sink exactly once, in order
+    assert sink.values("measure") == list(record.measured)
+    assert sink.values("warmup") == record.warmup
+    # one inference per sample: each sample is at least the spin time
+    assert min(record.measured) >= 300_000
+    # timestamps increase and every batch is small enough for one line
+    times = list(record.measured_t_ns)
+    assert times == sorted(times)
+    assert all(len(ns) <= measure.FLUSH_EVERY_SAMPLES for _, ns, _, _ in sink.batches)
+
+
+def test_micro_op_mode_calibrates_loops_to_10ms() -> None:
+    engine = SpinEngine(20_000)
+    record = Harness(engine, small(min_samples=20), Recorder()).measure_run()
+    assert record.mode == "micro"
+    # loops doubled until one sample took >= 10 ms (a preempted sample may end it early)
+    last_loops, last_elapsed = record.calibration[-1]
+    assert last_loops == record.loops and last_elapsed >= measure.MICRO_OP_TARGET_NS
+    assert all(elapsed < measure.MICRO_OP_TARGET_NS for _, elapsed in record.calibration[:-1])
+    # samples are per-iteration times
+    assert 20_000 <= statistics_median(list(record.measured)) < 200_000
+
+
+def statistics_median(values: list[int]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def test_warmup_waits_for_a_stable_window() -> None:
+    # the first 60 calls ramp down from 2.25 ms to 250 µs (caches warming), then stay steady
+    engine = SpinEngine(lambda i: 250_000 + max(0, 60 - i) * 33_000)
+    record = Harness(engine, small(warmup_max=200), Recorder()).measure_run()
+    # A 2x20 window over the ramp has halves whose medians differ by far more than 5%, so
+    # warmup cannot end before most of the ramp is behind it.
+    calls_before_measuring = engine.calls - len(record.measured)
+    assert calls_before_measuring >= 45
+    assert len(record.warmup) >= 45 - 3  # 3 mode probes ran first
+    assert len(record.warmup) <= 200 + measure.WARMUP_WINDOW
+
+
+def test_warmup_is_capped_and_flagged_unconverged() -> None:
+    # every call 3% slower than the last: never stable
+    engine = SpinEngine(lambda i: int(200_000 * 1.03 ** min(i, 150)))
+    record = Harness(
+        engine, small(warmup_max=20, max_duration_s=0.2, min_duration_s=0.0), Recorder()
+    ).measure_run()
+    assert not record.warmup_converged
+    assert len(record.warmup) == 20 + measure.WARMUP_WINDOW
+
+
+def test_ceilings_stop_a_run_that_cannot_converge() -> None:
+    engine = SpinEngine(lambda i: 200_000 + (i % 7) * 60_000)
+    record = Harness(
+        engine, small(epsilon=1e-9, max_samples=200, min_duration_s=0.0), Recorder()
+    ).measure_run()
+    assert record.stop_reason == "max_samples" and len(record.measured) == 200
+    record = Harness(
+        engine, small(epsilon=1e-9, max_duration_s=0.3, min_duration_s=0.0), Recorder()
+    ).measure_run()
+    assert record.stop_reason == "max_duration" and 0.3 <= record.duration_s < 1.5
+
+
+def test_p99_raises_the_sample_floor() -> None:
+    engine = SpinEngine(210_000)
+    record = Harness(
+        engine, small(p99=True, min_duration_s=0.0, max_duration_s=30.0), Recorder()
+    ).measure_run()
+    assert len(record.measured) >= stats.MIN_SAMPLES_P99
+
+
+def test_stop_flag_ends_the_run() -> None:
+    stop = threading.Event()
+    timer = threading.Timer(0.3, stop.set)
+    timer.start()
+    try:
+        record = Harness(
+            SpinEngine(300_000), small(epsilon=1e-9, max_duration_s=30.0), Recorder(), stop=stop
+        ).measure_run()
+    finally:
+        timer.cancel()
+    assert record.stop_reason == "stopped"
+    assert record.duration_s < 5
+
+
+def test_sustained_mode_reads_conditions_and_tags_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(measure, "CONDITIONS_EVERY_NS", 150_000_000)
+    states = iter(["nominal", "fair", "serious", "serious", "serious", "serious", "serious", "serious"] * 10)
+    thermal_events: list[tuple[int, dict[str, Any]]] = []
+    sink = Recorder()
+
+    def read_conditions() -> dict[str, Any]:
+        return {"thermal_pressure": next(states)}
+
+    harness = Harness(
+        SpinEngine(300_000),
+        small(),
+        sink,
+        read_conditions=read_conditions,
+        on_thermal=lambda t, s: thermal_events.append((t, s)),
+    )
+    record = harness.measure_run(sustained_s=0.6)
+    assert 0.6 <= record.sustained_duration_s < 2.0
+    assert len(thermal_events) >= 4  # start, every 150 ms, end
+    tags = [t for p, _, _, t in sink.batches if p == "sustained"]
+    assert tags[0] == "nominal" and "fair" in tags
+    assert sink.values("sustained") == list(record.sustained)
+    drift = measure.drift_of(record)
+    assert drift is not None
+    assert drift["burst"]["n"] > 0 and drift["sustained"]["n"] > 0
+    assert drift["n_used"] == len(record.measured) + len(record.sustained)
+    assert measure.thermal_state_changed([e[1]["thermal_pressure"] for e in thermal_events])
+
+
+def test_thin_evenly_keeps_order_and_span() -> None:
+    values = list(range(1000))
+    times = [10 * v for v in values]
+    v, t = measure.thin_evenly(values, times, 100)
+    assert len(v) == 100 and v == sorted(v) and v[0] == 0 and v[-1] >= 990
+    assert t == [10 * x for x in v]
+    assert measure.thin_evenly(values[:50], times[:50], 100) == (values[:50], times[:50])
+
+
+def test_thermal_state_changed_ignores_unknown() -> None:
+    assert not measure.thermal_state_changed([None, "nominal", None, "nominal"])
+    assert measure.thermal_state_changed(["nominal", "fair"])
+
+
+def test_clock_info_is_recorded() -> None:
+    info = measure.clock_info()
+    assert info["name"] == "perf_counter_ns"
+    assert info["monotonic"] is True
+    assert info["resolution_ns"] >= 1
+
+
+def test_warmup_of_a_slow_model_is_capped_in_time() -> None:
+    # 10 ms calls that keep slowing down would need 300 + 40 samples; max_duration_s caps warmup
+    engine = SpinEngine(lambda i: 10_000_000 + 300_000 * i)
+    settings = small(warmup_max=300, max_duration_s=0.3, min_duration_s=0.0, min_samples=5)
+    record = Harness(engine, settings, Recorder()).measure_run()
+    assert not record.warmup_converged
+    assert settings.warmup_min <= len(record.warmup) < 60
