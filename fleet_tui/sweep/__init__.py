@@ -1,4 +1,4 @@
-"""Sweeps: the spec (what to measure), the plan (cells per node) and, later, the scheduler."""
+"""Sweeps: the spec (what to measure), the plan (cells per node), the scheduler (`runner`) and the CLI."""
 
 from __future__ import annotations
 

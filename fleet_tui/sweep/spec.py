@@ -519,7 +519,7 @@ class _Parser:
         self.check_keys(table, _MEASURE_INT + _MEASURE_FLOAT + _MEASURE_BOOL, where)
         defaults = MeasureSpec()
         values: dict[str, Any] = {}
-        minimum_int = {"runs": 1, "warmup_min": 0, "warmup_max": 0, "min_samples": 1}
+        minimum_int = {"runs": 1, "warmup_min": 1, "warmup_max": 1, "min_samples": 1}
         for key in _MEASURE_INT:
             if key in table:
                 values[key] = self.integer(table[key], where, key, minimum=minimum_int.get(key, 1))

@@ -1,0 +1,365 @@
+"""`fleet-tui sweep SPEC` and `fleet-tui runs`: the headless sweep commands.
+
+sweep: validate the spec and the inventory (bad input: one clear message, exit 2, nothing
+written), plan (--dry-run prints it and exits 0), build the artifacts locally, then run the
+scheduler (fleet_tui.sweep.runner) with live progress, print the gate verdicts, write JUnit.
+SIGINT / SIGTERM stop it promptly: agents terminated, data kept, run `interrupted`, exit 130.
+
+Exit codes: 0 all gates pass, 1 a gate failed, 2 bad input, 3 incomplete, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from fleet_tui.sweep.runner import EXIT_INTERRUPTED, Interrupted, SweepResult
+
+if TYPE_CHECKING:
+    from fleet_tui.inventory import Node
+    from fleet_tui.store import RunSummary, Store
+    from fleet_tui.sweep.spec import SweepSpec
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> int:
+    print(f"fleet-tui sweep: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _existing_store(db_arg: str | None) -> Store | None:
+    """The store if its file exists (never creates one); None otherwise."""
+    from fleet_tui.paths import resolve_db_path
+    from fleet_tui.store import Store
+
+    path = resolve_db_path(db_arg)
+    return Store.open(path) if path.is_file() else None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`fleet-tui sweep` (see the module doc)."""
+    from fleet_tui.fleet_commands import load_nodes, settings_from_args
+    from fleet_tui.inventory import InventoryError
+    from fleet_tui.store import StoreError
+    from fleet_tui.sweep.plan import build_plan
+    from fleet_tui.sweep.spec import SpecError, load_spec, parse_spec
+
+    resume: int | None = None
+    store: Store | None = None
+    try:
+        if args.resume is not None:
+            if args.spec:
+                return _fail("--resume takes the spec stored with the run; do not give SPEC as well")
+            try:
+                resume = int(args.resume)
+            except ValueError:
+                return _fail(f"--resume: run id must be an integer, got {args.resume!r}")
+            store = _existing_store(args.db)
+            if store is None:
+                return _fail(f"--resume {resume}: no store at {args.db or 'the default location'}")
+            record = store.run(resume)
+            spec = parse_spec(record.spec_toml, source=f"{record.spec.get('source', 'spec')} (run {resume})")
+        elif not args.spec:
+            return _fail("give a SPEC file (or --resume RUN)")
+        else:
+            spec = load_spec(args.spec)
+        inventory = load_nodes(args)
+        plan = build_plan(spec, inventory)
+    except (SpecError, InventoryError, StoreError) as exc:
+        if store is not None:
+            store.close()
+        return _fail(str(exc))
+
+    targets = [n for n in inventory if n.name in plan.nodes]
+    if resume is not None:
+        assert store is not None
+        unfinished = store.unfinished_cells(resume, spec.scheduler.max_attempts)
+        known = {n.name for n in inventory}
+        missing = sorted({c.node for c in unfinished} - known)
+        if missing:
+            store.close()
+            return _fail(
+                f"--resume {resume}: node(s) {', '.join(missing)} of the run are not in the inventory"
+            )
+        targets = [n for n in inventory if n.name in {c.node for c in unfinished}]
+        if args.dry_run:
+            print(f"run {resume}: {len(unfinished)} unfinished cell(s) would run:")
+            for cell in unfinished:
+                print(f"  {cell.node}  {cell.key}  {cell.state}  attempts={cell.attempts}")
+            store.close()
+            return 0
+    elif args.dry_run:
+        existing = _existing_store(args.db)
+        if existing is not None:
+            with existing:
+                plan = build_plan(spec, inventory, existing.latest_facts(plan.nodes))
+        print(plan.table())
+        return 0
+
+    try:
+        return asyncio.run(_sweep(args, spec, targets, resume, store, settings_from_args(args)))
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _install_stop(stop: asyncio.Event, caught: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+
+        def handler(sig: signal.Signals = sig) -> None:
+            caught.append(sig.name)
+            stop.set()
+
+        loop.add_signal_handler(sig, handler)
+
+
+async def _sweep(
+    args: argparse.Namespace,
+    spec: SweepSpec,
+    targets: list[Node],
+    resume: int | None,
+    store: Store | None,
+    settings: Any,
+) -> int:
+    from fleet_tui import __version__
+    from fleet_tui.probe import FleetConnections
+    from fleet_tui.store import Store, StoreError
+    from fleet_tui.sweep.artifacts import ArtifactBuildError, build_artifacts, coreml_precisions
+    from fleet_tui.sweep.progress import make_progress
+    from fleet_tui.sweep.runner import _until_stopped, run_sweep
+
+    stop = asyncio.Event()
+    caught: list[str] = []
+    _install_stop(stop, caught)
+    progress = make_progress([n.name for n in targets], as_json=args.json)
+    out = sys.stdout
+    workloads = [w.name for w in spec.workloads]
+    progress.emit("artifacts", message=f"building artifacts: {', '.join(workloads)}")
+    try:
+        artifacts = await _until_stopped(
+            stop, "building artifacts", build_artifacts(workloads, coreml_precisions(spec.engines))
+        )
+    except ArtifactBuildError as exc:
+        progress.close()
+        return _fail(str(exc))
+    except Interrupted:
+        progress.close()
+        print("interrupted while building artifacts; nothing was stored", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for artifact in artifacts.values():
+        progress.emit(
+            "artifact",
+            message=f"artifact {artifact.workload}: {artifact.artifact_id} "
+            f"({'cached' if artifact.reused else 'built'})",
+            workload=artifact.workload,
+            artifact_id=artifact.artifact_id,
+            reused=artifact.reused,
+        )
+    try:
+        owned = store is None
+        db = store if store is not None else Store.open(args.db)
+    except StoreError as exc:
+        progress.close()
+        return _fail(str(exc))
+    try:
+        async with FleetConnections(settings) as connections:
+            versions = {
+                "fleet_tui": __version__,
+                "agent_sha256": connections.bundle().sha256,
+                "artifacts": {a.workload: a.artifact_id for a in artifacts.values()},
+            }
+            try:
+                result = await run_sweep(
+                    db,
+                    spec,
+                    targets,
+                    artifacts,
+                    connections,
+                    progress,
+                    stop,
+                    resume_run=resume,
+                    versions=versions,
+                )
+            except Interrupted as exc:
+                progress.close()
+                print(f"interrupted while {exc.what}; nothing was stored", file=sys.stderr)
+                return EXIT_INTERRUPTED
+        progress.close()
+        result.interrupted_signal = caught[0] if caught else None
+        if args.junit:
+            from fleet_tui.junit import junit_for_run, write_junit
+
+            assert result.run_id is not None
+            write_junit(args.junit, junit_for_run(db, result.run_id))
+        if args.json:
+            print(json.dumps(result_json(result), separators=(",", ":")), file=out, flush=True)
+        else:
+            print_result(result, out)
+        return result.exit_code
+    finally:
+        if owned:
+            db.close()
+
+
+def result_json(result: SweepResult) -> dict[str, Any]:
+    """The final `--json` line: the run's outcome."""
+    return {
+        "event": "sweep_finished",
+        "run_id": result.run_id,
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "signal": result.interrupted_signal,
+        "cells": result.cells,
+        "gates": result.report.counts(),
+        "failures": [
+            {
+                "gate": v.gate,
+                "node": v.node,
+                "workload": v.workload,
+                "bucket": v.bucket,
+                "cell": v.cell_key,
+                "value": v.value,
+                "threshold": v.threshold,
+                "detail": v.detail,
+            }
+            for v in result.report.failures
+        ],
+        "problem_cells": [
+            {"node": c.node, "cell": c.key, "state": c.state, "reason": c.reason}
+            for c in result.problem_cells
+        ],
+        "nodes": {
+            name: {
+                "lost": r.lost,
+                "skipped_busy": r.skipped_busy,
+                "error": r.error,
+                "wall_s": round(r.wall_s, 3),
+                "agent_s": round(r.agent_s, 3),
+                "launch_s": round(r.launch_s, 3),
+                "measured_s": round(r.measured_s, 3),
+                "jobs": r.jobs,
+                "retries": r.retries,
+                "busy_wait_s": round(r.busy_wait_s, 3),
+            }
+            for name, r in result.nodes.items()
+        },
+        "wall_s": round(result.wall_s, 3),
+    }
+
+
+def print_result(result: SweepResult, out: IO[str]) -> None:
+    """The human summary: cells, failing gates with their figures, what to do next."""
+    cells = ", ".join(f"{n} {state}" for state, n in sorted(result.cells.items()))
+    counts = result.report.counts()
+    print(
+        f"\nrun {result.run_id}: {result.status} in {result.wall_s:.1f} s; cells: {cells}; "
+        f"gates: {counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped",
+        file=out,
+    )
+    for verdict in result.report.failures:
+        print(f"  GATE FAILED {verdict.gate}: {verdict.detail}", file=out)
+    for cell in result.problem_cells[:50]:
+        print(f"  {cell.state.upper()} {cell.node} {cell.key}: {cell.reason or ''}".rstrip(), file=out)
+    if len(result.problem_cells) > 50:
+        print(f"  ... and {len(result.problem_cells) - 50} more", file=out)
+    if result.status == "interrupted":
+        sig = result.interrupted_signal or "a signal"
+        print(
+            f"interrupted by {sig}: agents stopped, data kept, run {result.run_id} marked interrupted; "
+            f"resume with: fleet-tui sweep --resume {result.run_id} (exit 130)",
+            file=out,
+        )
+    elif result.status == "incomplete":
+        print(
+            f"incomplete: {len(result.problem_cells)} cell(s) not measured; after fixing the nodes, "
+            f"resume with: fleet-tui sweep --resume {result.run_id} (exit 3)",
+            file=out,
+        )
+    elif result.report.failures:
+        print(f"{len(result.report.failures)} gate(s) failed (exit 1)", file=out)
+    else:
+        print("all gates pass (exit 0)", file=out)
+    out.flush()
+
+
+# --- runs --------------------------------------------------------------------------------------------
+
+
+def _duration(summary: RunSummary) -> float | None:
+    if not summary.finished_at:
+        return None
+    try:
+        return (
+            datetime.fromisoformat(summary.finished_at) - datetime.fromisoformat(summary.started_at)
+        ).total_seconds()
+    except ValueError:
+        return None
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """`fleet-tui runs [--json]`: every stored run, newest first."""
+    from fleet_tui.paths import resolve_db_path
+    from fleet_tui.store import StoreError
+
+    path = resolve_db_path(args.db)
+    if not path.is_file():
+        if args.json:
+            print("[]")
+        else:
+            print(f"no runs (no store at {path})")
+        return 0
+    try:
+        store = _existing_store(args.db)
+    except StoreError as exc:
+        print(f"fleet-tui runs: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    assert store is not None
+    with store:
+        runs = store.list_runs()
+    if args.json:
+        rows: list[dict[str, Any]] = []
+        for run in runs:
+            row = run.to_json()
+            duration = _duration(run)
+            row["duration_s"] = None if duration is None else round(duration, 3)
+            row["cells_done"] = run.cells.get("done", 0)
+            row["cells_total"] = sum(run.cells.values())
+            rows.append(row)
+        print(json.dumps(rows, indent=None, separators=(",", ":")))
+        return 0
+    if not runs:
+        print("no runs")
+        return 0
+    header = ("ID", "NAME", "STATUS", "STARTED", "DURATION", "CELLS", "GATES")
+    table: list[tuple[str, ...]] = [header]
+    for run in runs:
+        duration = _duration(run)
+        total = sum(run.cells.values())
+        table.append(
+            (
+                str(run.id),
+                run.name,
+                run.status,
+                run.started_at[:19].replace("T", " "),
+                "-" if duration is None else _human(duration),
+                f"{run.cells.get('done', 0)}/{total}",
+                f"{run.gates.get('pass', 0)} pass / {run.gates.get('fail', 0)} fail",
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for line in table:
+        print("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _human(seconds: float) -> str:
+    from fleet_tui.sweep.plan import format_duration
+
+    return format_duration(seconds)

@@ -1,0 +1,627 @@
+"""The sweep scheduler: nodes in parallel, one agent job at a time per node, everything stored as
+it arrives.
+
+Job granularity: one agent job per (node, workload), holding every bucket x engine config of
+that workload still to run on the node. The agent measures each cell in R fresh worker
+processes with the cell order rotated between runs (MEASUREMENT 2.6 (8)), one worker at a time,
+so measurements never overlap on a node; grouping a whole workload lets that interleaving cover
+the engine configs too, which is what the coreml-vs-MLX gate compares within a bucket. Jobs of
+one node run one after another (asyncio task per node); the agent's lock keeps other sweeps out.
+
+Per job: connect (reused), deploy the agent (once), upload the workload's artifact (once per
+node), then stream the agent's events: cell_started -> cell `running` (a new attempt),
+samples -> one committed batch each, thermal -> timeline, cell_result -> result + final state.
+
+Faults are the node's, never the run's: a NodeError (SSH drop, crash, bad JSON, bad event
+content) marks the job's unfinished cells `lost` and the job is retried with exponential
+backoff up to scheduler.max_attempts; a node still failing is declared lost (its remaining
+cells stay `lost`) while the others continue. A node whose agent says `busy` is polled with
+backoff up to scheduler.busy_wait_s (on_busy = "wait") or skipped (on_busy = "skip"), its
+cells `lost` with reason "busy: held by ...".
+
+`run_sweep` drives a whole sweep: start probes (facts snapshots, which also decide unsupported
+cells), the run and its cells in the store, the node tasks, end probes, gates, run status.
+Setting `stop` (the CLI does on SIGINT / SIGTERM) cancels the node tasks: every remote agent is
+terminated (terminate -> wait 5 s -> kill, stdin closed), all data kept, the run `interrupted`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from fleet_tui.agent_client import agent_events
+from fleet_tui.analysis.gates import GateReport, evaluate_gates
+from fleet_tui.store import SAMPLE_PHASES, CellRow, Store, StoreError
+from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
+from fleet_tui.sweep.plan import build_plan
+from fleet_tui.sweep.progress import Progress
+from fleet_tui.transport.base import NodeError, NodeErrorKind
+
+if TYPE_CHECKING:
+    from fleet_tui.inventory import Node
+    from fleet_tui.probe import FleetConnections
+    from fleet_tui.sweep.spec import SweepSpec
+
+T = TypeVar("T")
+
+EXIT_OK: Final = 0
+EXIT_GATE_FAILED: Final = 1
+EXIT_INCOMPLETE: Final = 3
+EXIT_INTERRUPTED: Final = 130
+
+BACKOFF_CAP_S: Final = 60.0
+BUSY_POLL_FIRST_S: Final = 0.5
+BUSY_POLL_CAP_S: Final = 10.0
+END_PROBE_TIMEOUT_S: Final = 60.0
+TERMINATE_BUDGET_S: Final = 15.0
+"""How long cancelled node tasks get to stop their agents (terminate, wait 5 s, kill, wait)."""
+
+NEEDS_RUN: Final = frozenset({"pending", "running", "lost", "failed"})
+MEASURED_OK: Final = frozenset({"done", "unsupported"})
+
+
+class Interrupted(Exception):
+    """The sweep was stopped (SIGINT / SIGTERM) while `what` was under way."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+@dataclass
+class NodeReport:
+    """What happened on one node during this invocation (also the benchmark's figures)."""
+
+    node: str
+    cells: int = 0
+    lost: bool = False
+    skipped_busy: bool = False
+    error: str | None = None
+    wall_s: float = 0.0
+    jobs: int = 0
+    agent_s: float = 0.0
+    """Sum over jobs of the agent's own time (hello -> done, as received by the controller)."""
+    launch_s: float = 0.0
+    """Sum over jobs of start -> hello (process/channel start, interpreter, agent import)."""
+    measured_s: float = 0.0
+    """Sum of the agent-reported duration_s of the cells that finished (measuring only)."""
+    busy_wait_s: float = 0.0
+    uploads: list[UploadResult] = field(default_factory=list)
+    retries: int = 0
+
+
+@dataclass
+class SweepResult:
+    run_id: int | None
+    status: str
+    exit_code: int
+    report: GateReport
+    cells: dict[str, int]
+    nodes: dict[str, NodeReport]
+    wall_s: float
+    schedule_s: float = 0.0
+    """Wall time of the node tasks (cells and end probes), without start probes and gates."""
+    problem_cells: list[CellRow] = field(default_factory=list)
+    """Cells not done/unsupported at the end (lost, failed, pending, running)."""
+    interrupted_signal: str | None = None
+
+
+@dataclass
+class _Job:
+    """One running agent job: its cells by wire id and what it told us."""
+
+    cells: dict[str, CellRow]
+    started: float
+    hello_at: float | None = None
+    busy_holder: dict[str, Any] | None = None
+    errors: list[str] = field(default_factory=list)
+    bad_artifact: bool = False
+    done: dict[str, Any] | None = None
+
+
+def describe_holder(holder: object) -> str:
+    """A lock holder dict as short text: "pid 123 on host (job run4-..., since ...)"."""
+    if not isinstance(holder, Mapping):
+        return str(holder)
+    text = f"pid {holder.get('pid')} on {holder.get('host')}"
+    extras = [f"job {holder['job_id']}"] if holder.get("job_id") else []
+    if holder.get("started"):
+        extras.append(f"since {holder['started']}")
+    return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+def _ms(ns: object) -> str:
+    return f"{ns / 1e6:.3f} ms" if isinstance(ns, int | float) and not isinstance(ns, bool) else "n/a"
+
+
+class SweepScheduler:
+    """Runs the given cells of a stored run on their nodes (one task per node)."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: int,
+        spec: SweepSpec,
+        nodes: Sequence[Node],
+        artifacts: Mapping[str, Artifact],
+        connections: FleetConnections,
+        progress: Progress,
+        *,
+        cache: Path | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.spec = spec
+        self.nodes = {n.name: n for n in nodes}
+        self.artifacts = artifacts
+        self.connections = connections
+        self.progress = progress
+        self.cache = cache
+        self.state: dict[int, str] = {}
+        self.reports: dict[str, NodeReport] = {}
+        self._uploaded: dict[str, dict[str, str]] = {}  # node -> workload -> remote dir
+        self._force_upload: set[tuple[str, str]] = set()
+        self._started: set[int] = set()
+        """Cells whose current job attempt has begun (cell_started seen): attempts counted."""
+
+    # -- the whole fleet --
+
+    async def run(self, cells: Sequence[CellRow]) -> dict[str, NodeReport]:
+        """Run `cells` (grouped by node) to the end; returns a report per node."""
+        by_node: dict[str, list[CellRow]] = {}
+        for cell in cells:
+            by_node.setdefault(cell.node, []).append(cell)
+            self.state[cell.id] = cell.state
+        tasks = [
+            asyncio.create_task(self._node_task(self.nodes[name], node_cells), name=f"sweep:{name}")
+            for name, node_cells in by_node.items()
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            # Give cancelled tasks time to stop their agents; a stuck one must not hang us.
+            if tasks:
+                await asyncio.wait(tasks, timeout=TERMINATE_BUDGET_S)
+        return self.reports
+
+    # -- one node --
+
+    async def _node_task(self, node: Node, cells: list[CellRow]) -> None:
+        report = self.reports.setdefault(node.name, NodeReport(node.name, cells=len(cells)))
+        started = time.perf_counter()
+        groups: dict[str, list[CellRow]] = {}
+        for cell in cells:
+            groups.setdefault(cell.workload, []).append(cell)
+        try:
+            for workload, group in groups.items():
+                if not await self._run_group(node, workload, group, report):
+                    remaining = [c for g in groups.values() for c in g if self.state[c.id] in NEEDS_RUN]
+                    reason = report.error or "node lost"
+                    for cell in remaining:
+                        if self.state[cell.id] in ("pending", "running"):
+                            self._mark(cell, "lost", reason)
+                    break
+            finished = sum(1 for c in cells if self.state[c.id] in MEASURED_OK)
+            kind = "node_lost" if report.lost or report.skipped_busy else "node_done"
+            text = (
+                f"{'lost' if report.lost else 'skipped' if report.skipped_busy else 'done'}: "
+                f"{finished}/{len(cells)} cell(s) finished"
+            )
+            if report.error and kind == "node_lost":
+                text += f" ({report.error})"
+            self.progress.emit(kind, node=node.name, message=text, finished=finished, cells=len(cells))
+        finally:
+            report.wall_s = time.perf_counter() - started
+        if not (report.lost or report.skipped_busy):
+            # The end snapshot is taken as soon as this node is done, while others still measure.
+            await probe_end(self.store, self.run_id, node, self.connections, self.progress)
+
+    async def _run_group(self, node: Node, workload: str, group: list[CellRow], report: NodeReport) -> bool:
+        """Run one workload's cells on a node, retrying; False when the node is lost or skipped."""
+        scheduler = self.spec.scheduler
+        attempt = 0
+        busy_since: float | None = None
+        busy_pause = BUSY_POLL_FIRST_S
+        while True:
+            todo = [c for c in group if self._needs_run(c, attempt)]
+            if not todo:
+                return True
+            if attempt >= scheduler.max_attempts:
+                return True  # cells keep their failed state; the run is incomplete
+            attempt += 1
+            try:
+                job = await self._run_job(node, workload, todo, attempt, report)
+            except NodeError as exc:
+                report.error = f"{exc.kind}: {exc.message}"
+                for cell in todo:
+                    if self.state[cell.id] not in MEASURED_OK:
+                        started = cell.id in self._started
+                        self._mark(cell, "lost", f"{exc.kind}: {exc.message}", new_attempt=not started)
+                await self.connections.drop(node)
+                if attempt >= scheduler.max_attempts:
+                    report.lost = True
+                    return False
+                pause = min(BACKOFF_CAP_S, scheduler.retry_backoff_s * 2 ** (attempt - 1))
+                report.retries += 1
+                self.progress.emit(
+                    "retry",
+                    node=node.name,
+                    message=f"{exc.kind}: {exc.message}; retry {attempt + 1}/{scheduler.max_attempts} "
+                    f"in {pause:g} s",
+                    attempt=attempt,
+                    error=exc.to_dict(),
+                )
+                await asyncio.sleep(pause)
+                continue
+            if job.busy_holder is not None:
+                attempt -= 1  # a busy node measured nothing: not an attempt
+                holder = describe_holder(job.busy_holder)
+                now = time.monotonic()
+                busy_since = busy_since if busy_since is not None else now
+                waited = now - busy_since
+                if scheduler.on_busy == "skip" or waited >= scheduler.busy_wait_s:
+                    note = "" if scheduler.on_busy == "skip" else f" (waited {waited:.0f} s)"
+                    report.error = f"busy: held by {holder}{note}"
+                    report.skipped_busy = True
+                    report.busy_wait_s += waited
+                    self.progress.emit("busy", node=node.name, message=f"skipped: {report.error}")
+                    return False
+                pause = min(busy_pause, scheduler.busy_wait_s - waited)
+                busy_pause = min(BUSY_POLL_CAP_S, busy_pause * 2)
+                self.progress.emit(
+                    "busy",
+                    node=node.name,
+                    message=f"busy: held by {holder}; waiting (up to {scheduler.busy_wait_s:g} s)",
+                    holder=job.busy_holder,
+                )
+                await asyncio.sleep(max(pause, 0.05))
+                report.busy_wait_s += time.monotonic() - now
+                continue
+            if busy_since is not None:
+                busy_since = None
+            if job.bad_artifact:
+                self._force_upload.add((node.name, workload))
+
+    def _needs_run(self, cell: CellRow, attempt: int) -> bool:
+        state = self.state[cell.id]
+        if state in ("pending", "running", "lost"):
+            return True
+        return state == "failed" and attempt < self.spec.scheduler.max_attempts
+
+    def _mark(self, cell: CellRow, state: str, reason: str | None, *, new_attempt: bool = False) -> None:
+        self.store.mark_cell(cell.id, state, reason, attempt_inc=new_attempt)
+        self.state[cell.id] = state
+
+    # -- one job --
+
+    async def _prepare(self, node: Node, workload: str, report: NodeReport) -> tuple[Any, str, str]:
+        """Connected transport, the agent's remote path and the artifact's remote dir."""
+        self.progress.emit("node_status", node=node.name, message="connecting")
+        transport = await self.connections.transport(node)
+        remote_agent, deployed = await self.connections.agent_path(node, transport)
+        if deployed.status != "present":
+            self.progress.emit(
+                "deploy",
+                node=node.name,
+                message=f"agent {deployed.status} ({deployed.bytes} bytes)",
+                status=deployed.status,
+            )
+        artifact = self.artifacts[workload]
+        uploaded = self._uploaded.setdefault(node.name, {})
+        force = (node.name, workload) in self._force_upload
+        if workload not in uploaded or force:
+            self.progress.emit("node_status", node=node.name, message=f"artifact {workload}: checking")
+            result = await upload_artifact(transport, artifact, force=force, cache=self.cache)
+            self._force_upload.discard((node.name, workload))
+            report.uploads.append(result)
+            uploaded[workload] = result.remote_path
+            self.progress.emit(
+                "artifact",
+                node=node.name,
+                message=f"artifact {workload} {artifact.artifact_id}: {result.status}"
+                + (f" ({result.bytes / 1e6:.1f} MB)" if result.bytes else ""),
+                workload=workload,
+                artifact_id=artifact.artifact_id,
+                status=result.status,
+                bytes=result.bytes,
+            )
+        return transport, remote_agent, uploaded[workload]
+
+    async def _run_job(
+        self, node: Node, workload: str, todo: list[CellRow], attempt: int, report: NodeReport
+    ) -> _Job:
+        transport, remote_agent, artifact_dir = await self._prepare(node, workload, report)
+        job_id = f"run{self.run_id}-{node.name}-{workload}-a{attempt}-{secrets.token_hex(3)}"
+        payload = {
+            "job_id": job_id,
+            "artifacts": {workload: artifact_dir},
+            "cells": [c.job_cell() for c in todo],
+            "measure": self.spec.measure.to_job(),
+        }
+        job = _Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
+        self._started.difference_update(c.id for c in todo)
+        self.progress.emit(
+            "job_started",
+            node=node.name,
+            message=f"job {workload}: {len(todo)} cell(s), attempt {attempt}",
+            job_id=job_id,
+            cells=[c.key for c in todo],
+        )
+        report.jobs += 1
+        async with contextlib.aclosing(agent_events(transport, remote_agent, "run", payload)) as events:
+            async for event in events:
+                try:
+                    self._handle(node, job, event, report)
+                except (StoreError, KeyError, TypeError, ValueError) as exc:
+                    raise NodeError(
+                        NodeErrorKind.PROTOCOL_ERROR,
+                        node.name,
+                        f"agent sent a bad {event.get('type')!r} event ({type(exc).__name__}: {exc})",
+                    ) from None
+        if job.hello_at is not None:
+            report.agent_s += time.perf_counter() - job.hello_at
+        if job.busy_holder is not None:
+            return job
+        # The agent finished: a cell it said nothing final about failed in this attempt.
+        why = "; ".join(job.errors) or "the agent finished without a result for this cell"
+        for cell in todo:
+            if self.state[cell.id] in ("pending", "running", "lost"):
+                self._mark(cell, "failed", why, new_attempt=cell.id not in self._started)
+                self.progress.emit("cell_result", node=node.name, message=f"FAILED {cell.key}: {why}")
+        return job
+
+    def _cell(self, job: _Job, event: Mapping[str, Any]) -> CellRow:
+        wire = str(event["cell_id"])
+        if wire not in job.cells:
+            raise KeyError(f"cell_id {wire!r} is not in this job")
+        return job.cells[wire]
+
+    def _handle(self, node: Node, job: _Job, event: dict[str, Any], report: NodeReport) -> None:
+        kind = event["type"]
+        if kind == "samples":
+            cell = self._cell(job, event)
+            phase = event["phase"]
+            if phase not in SAMPLE_PHASES:
+                raise ValueError(f"unknown sample phase {phase!r}")
+            ns, t_ns = event["ns"], event.get("t_ns") or []
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*ns, *t_ns]):
+                raise TypeError("samples must be integers (ns)")
+            self.store.add_samples(cell.id, int(event.get("run", 0)), phase, ns, t_ns)
+        elif kind == "progress":
+            if "cell_id" not in event:
+                return
+            cell = self._cell(job, event)
+            run = event.get("run")
+            run_text = f" run {int(run) + 1}/{self.spec.measure.runs}" if isinstance(run, int) else ""
+            self.progress.emit(
+                "cell_progress",
+                node=node.name,
+                message=f"{cell.key}{run_text} {event.get('phase')} {event.get('done')}/{event.get('total')}",
+                cell=cell.key,
+                phase=event.get("phase"),
+                run=run,
+                done=event.get("done"),
+                total=event.get("total"),
+            )
+        elif kind == "cell_started":
+            cell = self._cell(job, event)
+            self._mark(cell, "running", None, new_attempt=True)
+            self._started.add(cell.id)
+            self.progress.emit("cell_started", node=node.name, message=f"{cell.key} started", cell=cell.key)
+        elif kind == "thermal":
+            cell_id = self._cell(job, event).id if "cell_id" in event else None
+            state = event["state"]
+            if not isinstance(state, dict):
+                raise TypeError("thermal state must be an object")
+            self.store.add_thermal(self.run_id, node.name, int(event["t_ns"]), state, cell_id)
+        elif kind == "cell_result":
+            self._cell_result(node, job, event, report)
+        elif kind == "hello":
+            job.hello_at = time.perf_counter()
+            report.launch_s += job.hello_at - job.started
+        elif kind == "busy":
+            job.busy_holder = (
+                event.get("holder") if isinstance(event.get("holder"), dict) else {"holder": "?"}
+            )
+        elif kind == "error":
+            code, message = str(event.get("code", "error")), str(event.get("message", ""))
+            job.errors.append(f"{code}: {message}")
+            if code == "bad_artifact":
+                job.bad_artifact = True
+            self.progress.emit("agent_error", node=node.name, message=f"agent error {code}: {message}")
+        elif kind == "warning":
+            self.progress.emit(
+                "agent_warning",
+                node=node.name,
+                message=f"warning {event.get('code')}: {event.get('message')}",
+            )
+        elif kind == "done":
+            job.done = event
+            if event.get("exit_code") == 4 and job.busy_holder is None:
+                job.busy_holder = {"holder": "unknown (agent exit 4)"}
+
+    def _cell_result(self, node: Node, job: _Job, event: Mapping[str, Any], report: NodeReport) -> None:
+        cell = self._cell(job, event)
+        status = str(event["status"])
+        summary = event.get("summary") or {}
+        if not isinstance(summary, dict):
+            raise TypeError("summary must be an object")
+        reason = event.get("reason")
+        if cell.id not in self._started:
+            # A result without cell_started still is an attempt (unsupported cells, mostly).
+            self.store.mark_cell(cell.id, "running", None, attempt_inc=True)
+            self._started.add(cell.id)
+        self.store.add_result(cell.id, summary, status, str(reason) if reason else None)
+        self.state[cell.id] = {"ok": "done", "unsupported": "unsupported", "failed": "failed"}[status]
+        duration = summary.get("duration_s")
+        if isinstance(duration, int | float):
+            report.measured_s += float(duration)
+        if status == "ok":
+            text = (
+                f"done {cell.key}: p50 {_ms(summary.get('p50'))} p95 {_ms(summary.get('p95'))} "
+                f"n={summary.get('n')}"
+            )
+        else:
+            text = f"{status} {cell.key}" + (f": {reason}" if reason else "")
+        self.progress.emit("cell_result", node=node.name, message=text, cell=cell.key, status=status)
+
+
+# --- a whole sweep ----------------------------------------------------------------------------------
+
+
+async def _until_stopped(stop: asyncio.Event, what: str, work: Awaitable[T]) -> T:
+    """Await `work` unless `stop` is set first (then cancel it and raise Interrupted)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=TERMINATE_BUDGET_S)
+    raise Interrupted(what)
+
+
+async def probe_start(
+    nodes: Sequence[Node], connections: FleetConnections, progress: Progress
+) -> dict[str, dict[str, Any] | None]:
+    """Facts of every node (None where the probe failed), reusing the sweep's connections."""
+    from fleet_tui.probe import probe_fleet
+
+    facts: dict[str, dict[str, Any] | None] = {}
+    async for result in probe_fleet(nodes, connections.settings, connections=connections):
+        facts[result.node.name] = result.facts
+        if result.ok:
+            chip = (result.facts or {}).get("chip")
+            progress.emit("probe", node=result.node.name, message=f"probe ok ({chip})", ok=True)
+        else:
+            error = result.error
+            progress.emit(
+                "probe",
+                node=result.node.name,
+                message=f"probe failed: {error}",
+                ok=False,
+                error=error.to_dict() if error else None,
+            )
+    return facts
+
+
+async def probe_end(
+    store: Store, run_id: int, node: Node, connections: FleetConnections, progress: Progress
+) -> None:
+    """The node's facts snapshot at the end of its share of the sweep (a failure is only reported)."""
+    from fleet_tui.probe import run_agent_command
+
+    try:
+        _, _, _, events = await asyncio.wait_for(
+            run_agent_command(node, connections, "probe"), END_PROBE_TIMEOUT_S
+        )
+    except (NodeError, TimeoutError) as exc:
+        progress.emit("probe", node=node.name, message=f"end probe failed: {exc}", ok=False)
+        return
+    facts = next((e.get("facts") for e in events if e["type"] == "facts"), None)
+    if isinstance(facts, dict):
+        store.add_probe(node.name, facts, phase="end", run_id=run_id)
+
+
+def finish_run(
+    store: Store, run_id: int, spec: SweepSpec, *, interrupted: bool
+) -> tuple[str, int, GateReport]:
+    """Evaluate and store the gates over the whole run, then set and return its status and exit code."""
+    report = evaluate_gates(store.outcomes(run_id), spec.gates, spec.budgets())
+    store.add_gate_verdicts(run_id, report.verdicts)
+    cells = store.cells_for(run_id)
+    if interrupted:
+        status, code = "interrupted", EXIT_INTERRUPTED
+    elif any(c.state not in MEASURED_OK for c in cells):
+        status, code = "incomplete", EXIT_INCOMPLETE
+    else:
+        status, code = "complete", EXIT_OK if report.passed else EXIT_GATE_FAILED
+    store.set_run_status(run_id, status, code)
+    return status, code, report
+
+
+async def run_sweep(
+    store: Store,
+    spec: SweepSpec,
+    nodes: Sequence[Node],
+    artifacts: Mapping[str, Artifact],
+    connections: FleetConnections,
+    progress: Progress,
+    stop: asyncio.Event,
+    *,
+    resume_run: int | None = None,
+    cache: Path | None = None,
+    versions: Mapping[str, Any] | None = None,
+) -> SweepResult:
+    """Run a new sweep of `spec` over `nodes` (the spec's targets), or resume run `resume_run`.
+
+    Raises Interrupted only when stopped before the run exists in the store (nothing written).
+    """
+    started = time.perf_counter()
+    if resume_run is None:
+        facts = await _until_stopped(stop, "probing", probe_start(nodes, connections, progress))
+        plan = build_plan(spec, nodes, facts)
+        store.upsert_nodes(nodes)
+        run_id = store.create_run(spec, versions)
+        store.add_cells(run_id, plan.cells)
+        for name, node_facts in facts.items():
+            if node_facts is not None:
+                store.add_probe(name, node_facts, phase="start", run_id=run_id)
+        cells = store.cells_for(run_id, states=["pending"])
+    else:
+        run_id = resume_run
+        store.set_run_status(run_id, "running")
+        cells = store.unfinished_cells(run_id, spec.scheduler.max_attempts)
+        wanted = {c.node for c in cells}
+        facts = await _until_stopped(
+            stop, "probing", probe_start([n for n in nodes if n.name in wanted], connections, progress)
+        )
+        for name, node_facts in facts.items():
+            if node_facts is not None:
+                store.add_probe(name, node_facts, phase="start", run_id=run_id)
+    for artifact in artifacts.values():
+        store.add_artifact(artifact.artifact_id, artifact.workload, artifact.manifest)
+    progress.emit(
+        "run_started",
+        message=f"run {run_id} ({spec.name}): {len(cells)} cell(s) to run on "
+        f"{len({c.node for c in cells})} node(s)",
+        run_id=run_id,
+        cells=len(cells),
+        resumed=resume_run is not None,
+    )
+    scheduler = SweepScheduler(store, run_id, spec, nodes, artifacts, connections, progress, cache=cache)
+    interrupted = False
+    schedule_started = time.perf_counter()
+    try:
+        await _until_stopped(stop, "measuring", scheduler.run(cells))
+    except Interrupted:
+        interrupted = True
+    schedule_s = time.perf_counter() - schedule_started
+    status, code, report = finish_run(store, run_id, spec, interrupted=interrupted or stop.is_set())
+    counts: dict[str, int] = {}
+    all_cells = store.cells_for(run_id)
+    for cell in all_cells:
+        counts[cell.state] = counts.get(cell.state, 0) + 1
+    return SweepResult(
+        run_id=run_id,
+        status=status,
+        exit_code=code,
+        report=report,
+        cells=counts,
+        nodes=scheduler.reports,
+        wall_s=time.perf_counter() - started,
+        schedule_s=schedule_s,
+        problem_cells=[c for c in all_cells if c.state not in MEASURED_OK],
+    )

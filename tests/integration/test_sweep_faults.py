@@ -1,0 +1,169 @@
+"""Sweep faults for real: an sshd killed mid-sweep, SIGINT to the CLI, two sweeps on one node.
+
+Helpers (the `Sweep` subprocess wrapper, spec writer, process-table check) live in
+test_sweep.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import test_sweep
+from sshd import SshdFleet
+from test_sweep import Sweep, local_node, spec_text, sweep_args, wait_no_agents, write_setup
+
+from fleet_tui.store import Store
+
+pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+
+# The shared fixtures, made visible to this module.
+artifact_cache = test_sweep.artifact_cache
+sweep_env = test_sweep.sweep_env
+_no_sweep_left_behind = test_sweep._no_sweep_left_behind
+
+Factory = Callable[[int], SshdFleet]
+
+TWO_BUCKETS = (("mlp", (("b1", 1000.0), ("b8", 1000.0))),)
+NUMPY_AND_MLX = 'numpy = [{ dtype = "fp64" }]\nmlx = [{ device = "cpu", dtype = "fp32" }]'
+
+
+def sample_rows(db: Path) -> list[tuple[int, int, int, int]]:
+    """(cell id, attempt, batch_seq, count) of every stored sample batch."""
+    with sqlite3.connect(db) as conn:
+        return sorted(conn.execute("SELECT cell_id, attempt, batch_seq, count FROM samples"))
+
+
+def test_lost_node_marks_cells_lost_and_resume_runs_only_those(
+    sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    fleet = sshd_fleet(2)
+    spec = spec_text(workloads=TWO_BUCKETS, engines=NUMPY_AND_MLX)
+    inventory, spec_path, db = write_setup(tmp_path, fleet.nodes, spec)
+
+    sweep = Sweep(sweep_args(spec_path, inventory, db, fleet), sweep_env)
+    # Kill ssh1 once it has sent samples (a cell started and progressed into measuring).
+    sweep.wait_for(lambda e: e.get("node") == "ssh1" and e.get("event") == "cell_started")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as conn:
+            received = conn.execute(
+                "SELECT COUNT(*) FROM samples s JOIN cells c ON c.id = s.cell_id WHERE c.node = 'ssh1'"
+            ).fetchone()[0]
+        if received:
+            break
+        time.sleep(0.05)
+    fleet.kill(1)
+    code = sweep.finish()
+    assert code == 3, sweep.output
+    assert "incomplete" in sweep.final["status"]
+    run_id = sweep.final["run_id"]
+    # The dropped agent saw its stdin close and stopped: nothing left running on the dead node.
+    assert wait_no_agents(str(fleet.home(1))) == []
+
+    with Store.open(db) as store:
+        cells = store.cells_for(run_id)
+        survivors = {c.id: c for c in cells if c.node == "ssh0"}
+        victims = {c.id: c for c in cells if c.node == "ssh1"}
+        assert all(c.state == "done" for c in survivors.values()), survivors
+        assert all(c.state == "lost" for c in victims.values()), victims
+        assert all("unreachable" in (c.reason or "") for c in victims.values()), victims
+        survivor_results = {cid: store.result(cid) for cid in survivors}
+    rows_before = sample_rows(db)
+    assert any(cid in victims for cid, *_ in rows_before)  # what ssh1 sent before dying is kept
+
+    fleet.restart(1)
+    resumed = Sweep(sweep_args(None, inventory, db, fleet, "--resume", str(run_id)), sweep_env)
+    assert resumed.finish() == 0, resumed.output
+    assert resumed.final["run_id"] == run_id and resumed.final["status"] == "complete"
+
+    with Store.open(db) as store:
+        after = {c.id: c for c in store.cells_for(run_id)}
+        # Done cells untouched: same attempt, same timestamps, same results.
+        for cid, cell in survivors.items():
+            assert after[cid] == cell
+            assert store.result(cid) == survivor_results[cid]
+        for cid in victims:
+            assert after[cid].state == "done" and after[cid].attempts >= 2, after[cid]
+            summary = store.result(cid)
+            assert summary is not None and store.sample_count(cid, "measure") == summary["n"]
+            started = datetime.fromisoformat(after[cid].started_at or "")
+            assert started > datetime.fromisoformat(victims[cid].started_at or "1970-01-01T00:00:00+00:00")
+        assert store.run(run_id).status == "complete"
+    rows_after = sample_rows(db)
+    assert set(rows_before) <= set(rows_after)  # nothing received earlier was lost
+    assert [r for r in rows_after if r[0] in survivors] == [r for r in rows_before if r[0] in survivors]
+
+
+def test_sigint_stops_promptly_leaves_no_agent_and_is_resumable(
+    sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path, isolated_home: Path
+) -> None:
+    fleet = sshd_fleet(1)
+    spec = spec_text(workloads=TWO_BUCKETS, engines=NUMPY_AND_MLX)
+    inventory, spec_path, db = write_setup(tmp_path, [*fleet.nodes, local_node()], spec)
+
+    sweep = Sweep(sweep_args(spec_path, inventory, db, fleet), sweep_env)
+    for node in ("ssh0", "local"):
+        sweep.wait_for(lambda e, node=node: e.get("node") == node and e.get("event") == "cell_started")
+    sent = time.monotonic()
+    sweep.proc.send_signal(signal.SIGINT)
+    code = sweep.finish(timeout=30)
+    took = time.monotonic() - sent
+    assert code == 130, sweep.output
+    assert took < 10, f"took {took:.1f} s to stop"
+    assert sweep.final["status"] == "interrupted" and sweep.final["signal"] == "SIGINT"
+    # No agent (or measuring worker) survives on either node, and the node locks are released.
+    for home in (fleet.home(0), isolated_home):
+        assert wait_no_agents(str(home), timeout=5) == []
+        assert not (home / ".fleet-agent" / "lock").exists()
+    run_id = sweep.final["run_id"]
+    with Store.open(db) as store:
+        assert store.run(run_id).status == "interrupted"
+        unfinished = store.unfinished_cells(run_id)
+        assert unfinished, "an interrupted sweep leaves cells to resume"
+
+    resumed = Sweep(sweep_args(None, inventory, db, fleet, "--resume", str(run_id)), sweep_env)
+    assert resumed.finish() == 0, resumed.output
+    with Store.open(db) as store:
+        assert store.run(run_id).status == "complete"
+        assert all(c.state == "done" for c in store.cells_for(run_id))
+
+
+def test_second_sweep_skips_or_waits_and_never_overlaps(
+    sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    fleet = sshd_fleet(1)
+    # The first sweep measures for >= 2 x 2 s, long enough for the others to find its lock.
+    first_text = spec_text(name="first", min_duration_s=2.0, max_duration_s=3.0)
+    inventory, first_spec, db = write_setup(tmp_path, fleet.nodes, first_text)
+    skip_spec = tmp_path / "skip.toml"
+    skip_spec.write_text(spec_text(name="skipper", scheduler='on_busy = "skip"'))
+    wait_spec = tmp_path / "wait.toml"
+    wait_spec.write_text(spec_text(name="waiter", scheduler='on_busy = "wait"\nbusy_wait_s = 120'))
+
+    first = Sweep(sweep_args(first_spec, inventory, db, fleet), sweep_env)
+    first.wait_for(lambda e: e.get("event") == "cell_started")
+    skipper = Sweep(sweep_args(skip_spec, inventory, db, fleet), sweep_env)
+    waiter = Sweep(sweep_args(wait_spec, inventory, db, fleet), sweep_env)
+    waiter.wait_for(lambda e: e.get("event") == "busy")
+
+    assert skipper.finish() == 3, skipper.output
+    assert first.finish() == 0, first.output
+    assert waiter.finish() == 0, waiter.output
+
+    with Store.open(db) as store:
+        runs = {r.name: r for r in store.list_runs()}
+        (skipped,) = store.cells_for(runs["skipper"].id)
+        assert skipped.state == "lost" and (skipped.reason or "").startswith("busy: held by pid")
+        first_cells = store.cells_for(runs["first"].id)
+        waiter_cells = store.cells_for(runs["waiter"].id)
+    assert all(c.state == "done" for c in [*first_cells, *waiter_cells])
+    # Measurements never overlapped: the waiter's cells ran after the first sweep's ended.
+    first_end = max(datetime.fromisoformat(c.finished_at or "") for c in first_cells)
+    waiter_start = min(datetime.fromisoformat(c.started_at or "") for c in waiter_cells)
+    assert waiter_start >= first_end
