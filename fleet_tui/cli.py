@@ -85,9 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ssh(deploy)
     deploy.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_deploy"))
 
-    selftest = commands.add_parser(
-        "selftest", help="check platform assumptions (TECH_BRIEF F) on every node"
-    )
+    selftest = commands.add_parser("selftest", help="check platform assumptions (TECH_BRIEF F) on every node")
     _add_common(selftest)
     _add_ssh(selftest)
     selftest.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_selftest"))

@@ -11,26 +11,26 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
-import test_sweep
 from sshd import SshdFleet
-from test_sweep import Sweep, local_node, spec_text, sweep_args, wait_no_agents, write_setup
+from sweep_harness import Sweep, local_node, spec_text, sweep_args, wait_no_agents, write_setup
 
 from fleet_tui.store import Store
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 
-# The shared fixtures, made visible to this module.
-artifact_cache = test_sweep.artifact_cache
-sweep_env = test_sweep.sweep_env
-_no_sweep_left_behind = test_sweep._no_sweep_left_behind
-
 Factory = Callable[[int], SshdFleet]
 
 TWO_BUCKETS = (("mlp", (("b1", 1000.0), ("b8", 1000.0))),)
 NUMPY_AND_MLX = 'numpy = [{ dtype = "fp64" }]\nmlx = [{ device = "cpu", dtype = "fp32" }]'
+
+
+def _is_cell_started_on(node: str, event: dict[str, Any]) -> bool:
+    return event.get("node") == node and event.get("event") == "cell_started"
 
 
 def sample_rows(db: Path) -> list[tuple[int, int, int, int]]:
@@ -109,7 +109,7 @@ def test_sigint_stops_promptly_leaves_no_agent_and_is_resumable(
 
     sweep = Sweep(sweep_args(spec_path, inventory, db, fleet), sweep_env)
     for node in ("ssh0", "local"):
-        sweep.wait_for(lambda e, node=node: e.get("node") == node and e.get("event") == "cell_started")
+        sweep.wait_for(partial(_is_cell_started_on, node))
     sent = time.monotonic()
     sweep.proc.send_signal(signal.SIGINT)
     code = sweep.finish(timeout=30)
