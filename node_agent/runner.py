@@ -374,11 +374,12 @@ def contention(conditions: dict[str, Any], own_pids: set[int]) -> list[str]:
     return reasons
 
 
-def _read_conditions() -> dict[str, Any]:
+def _read_conditions(own_pids: set[int]) -> dict[str, Any]:
+    """thermal.read_conditions with the agent's own processes left out of top_cpu."""
     from node_agent.thermal import read_conditions
 
     try:
-        return read_conditions()
+        return read_conditions(exclude_pids=sorted(own_pids))
     except Exception as exc:  # conditions are metadata: never fail a cell for them
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -395,6 +396,10 @@ class JobRunner:
         self.orders = bucket_order(job.cells, job.settings.runs, self.seed)
         self.clock = measure.clock_info()
         self.worker_pids: list[int] = []
+
+    def own_pids(self) -> set[int]:
+        """This agent and every worker it started: never counted as contention."""
+        return {os.getpid(), *self.worker_pids}
 
     def stopped(self) -> bool:
         if self.out.broken:
@@ -438,7 +443,7 @@ class JobRunner:
             )
             if self.stopper.event.wait(1.0):
                 break
-            conditions = _read_conditions()
+            conditions = _read_conditions(self.own_pids())
         state.waited_nominal_s += time.monotonic() - start
         return conditions
 
@@ -447,11 +452,11 @@ class JobRunner:
         if not state.started:
             state.started = True
             self.out.emit("cell_started", **cell.as_dict())
-        before = self._wait_nominal(state, _read_conditions())
+        before = self._wait_nominal(state, _read_conditions(self.own_pids()))
         if state.conditions_before is None:
             state.conditions_before = before
         state.thermal_states.append(before.get("thermal_pressure"))
-        state.contended += contention(before, {os.getpid(), *self.worker_pids})
+        state.contended += contention(before, self.own_pids())
         subjob = {
             "cell": cell.as_dict(),
             "artifact_dir": self.job.artifacts[cell.workload],
@@ -464,7 +469,7 @@ class JobRunner:
             "force_loops": state.loops,
         }
         result = self._spawn_worker(state, r, subjob)
-        after = _read_conditions()
+        after = _read_conditions(self.own_pids())
         state.conditions_after = after
         state.thermal_states.append(after.get("thermal_pressure"))
         if result is None:
@@ -477,6 +482,7 @@ class JobRunner:
         state.mode = state.mode or record.get("mode")
         state.loops = state.loops or record.get("loops")
         state.thermal_states += record.get("thermal_states", [])
+        state.contended += record.get("contended", [])
         record["conditions"] = {"before": before, "after": after}
         state.per_run.append(record)
 
@@ -819,13 +825,18 @@ def _worker_run(subjob: dict[str, Any], out: Emitter, stopper: Stopper) -> dict[
 
     from node_agent.thermal import read_conditions
 
+    own_pids = {os.getpid(), os.getppid()}  # this worker and the agent that started it
+
+    def conditions_now() -> dict[str, Any]:
+        return read_conditions(exclude_pids=sorted(own_pids))
+
     harness = measure.Harness(
         engine,
         settings,
         sink,
         progress=progress,
         stop=stopper,
-        read_conditions=read_conditions,
+        read_conditions=conditions_now,
         on_thermal=on_thermal,
         force_mode=subjob.get("force_mode"),
         force_loops=subjob.get("force_loops"),
@@ -857,6 +868,14 @@ def _worker_run(subjob: dict[str, Any], out: Emitter, stopper: Stopper) -> dict[
             if isinstance(e.get("state"), dict)
         ],
         "drift": measure.drift_of(record),
+        "contended": sorted(
+            {
+                reason
+                for e in record.thermal_timeline
+                if isinstance(e.get("state"), dict)
+                for reason in contention(e["state"], own_pids)
+            }
+        ),
     }
     summary["memory_peak_bytes"] = engine.peak_memory_bytes()
     if subjob.get("numeric"):

@@ -360,41 +360,6 @@ def build_attention_packages(out_dir: str) -> dict[str, str]:
     return paths
 
 
-_DEVICE_NAMES: Final = {
-    "MLCPUComputeDevice": "cpu",
-    "MLGPUComputeDevice": "gpu",
-    "MLNeuralEngineComputeDevice": "ane",
-}
-
-
-def compute_plan_cost_by_device(compiled_path: str, compute_units: Any) -> dict[str, float]:
-    """Cost-weighted share per preferred device (TECH_BRIEF A3 snippet)."""
-    from coremltools.models.compute_plan import MLComputePlan
-
-    plan = MLComputePlan.load_from_path(path=compiled_path, compute_units=compute_units)
-    program = plan.model_structure.program
-    if program is None:
-        raise ValueError("not an ML program")
-    by_device: dict[str, float] = {}
-
-    def walk(block: Any) -> None:
-        for op in block.operations:
-            for sub in op.blocks:
-                walk(sub)
-            if op.operator_name == "const":
-                continue
-            usage = plan.get_compute_device_usage_for_mlprogram_operation(op)
-            cost = plan.get_estimated_cost_for_mlprogram_operation(op)
-            preferred = (
-                _DEVICE_NAMES.get(type(usage.preferred_compute_device).__name__, "?") if usage else "?"
-            )
-            if cost is not None:
-                by_device[preferred] = by_device.get(preferred, 0.0) + float(cost.weight)
-
-    walk(program.functions["main"].block)
-    return by_device
-
-
 class _MacModels:
     """The converted and compiled attention models, built once per selftest run."""
 
@@ -422,11 +387,13 @@ def check_compute_plan_attention() -> CheckResult:
     """F1: under CPU_AND_NE, does the plan put most of the attention cost on the ANE?"""
     import coremltools as ct
 
+    from node_agent.compute_plan import compute_plan_summary
+
     if _macos_version() < (14, 4):
         return "skipped", "needs macOS 14.4+ for MLComputePlan"
     models = _mac_models()
     shares = {
-        kind: compute_plan_cost_by_device(path, ct.ComputeUnit.CPU_AND_NE)
+        kind: compute_plan_summary(path, ct.ComputeUnit.CPU_AND_NE)["cost_by_device"]
         for kind, path in models.compiled.items()
     }
     enumerated_ane = shares["enumerated"].get("ane", 0.0) / (sum(shares["enumerated"].values()) or 1.0)

@@ -338,8 +338,11 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def read_top_cpu(*, darwin: bool | None = None, run: RunCommand = run_command) -> dict[str, Any] | None:
-    """The process using the most CPU other than this agent: {pid, command, cpu_percent}.
+def read_top_cpu(
+    *, darwin: bool | None = None, run: RunCommand = run_command, exclude_pids: Sequence[int] = ()
+) -> dict[str, Any] | None:
+    """The process using the most CPU other than this one and `exclude_pids` (the agent's own
+    agent / worker processes): {pid, command, cpu_percent}.
 
     ``ps`` %CPU is a decaying average on macOS and a lifetime average on Linux: it flags
     "another heavy process is running" (MEASUREMENT 2.6 (10)), it is not a profiler.
@@ -348,7 +351,7 @@ def read_top_cpu(*, darwin: bool | None = None, run: RunCommand = run_command) -
         argv = ["ps", "-Ao", "pid,pcpu,comm", "-r"]
     else:
         argv = ["ps", "-eo", "pid,pcpu,comm", "--sort=-pcpu"]
-    return parse_ps_top(run(argv), exclude_pids=(os.getpid(),))
+    return parse_ps_top(run(argv), exclude_pids=(os.getpid(), *exclude_pids))
 
 
 def read_load_avg() -> list[float] | None:
@@ -364,11 +367,13 @@ def read_conditions(
     libsystem: LibSystemLike | None = None,
     process_info: ProcessInfoLike | None = None,
     run: RunCommand = run_command,
+    exclude_pids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """The run conditions now; cheap enough to call every few seconds. None where unknown.
 
     Keys: thermal_pressure, thermal_source, low_power_mode, power_mode_raw, power_source,
-    battery_percent, load_avg, top_cpu {pid, command, cpu_percent}.
+    battery_percent, load_avg, top_cpu {pid, command, cpu_percent} (never this process nor
+    one of `exclude_pids`: the agent passes its own agent and worker pids).
     """
     level, source = read_thermal_pressure(
         darwin=darwin, libsystem=libsystem, process_info=process_info, run=run
@@ -383,5 +388,5 @@ def read_conditions(
         "power_source": power["power_source"],
         "battery_percent": power["battery_percent"],
         "load_avg": read_load_avg(),
-        "top_cpu": read_top_cpu(darwin=darwin, run=run),
+        "top_cpu": read_top_cpu(darwin=darwin, run=run, exclude_pids=exclude_pids),
     }

@@ -68,3 +68,21 @@ def sshd_fleet(tmp_path: Path, isolated_home: Path) -> Iterator[SshdFleetFactory
 def local_node(isolated_home: Path) -> Node:
     """This machine as a `local` node; its HOME is a temporary directory."""
     return Node(name="local", host="localhost", transport="local", python=sys.executable, source="conftest")
+
+
+@pytest.fixture(scope="session")
+def built_artifact(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Factory: `built_artifact(workload)` -> the artifact dir (fp16 + fp32 packages, 2 eval
+    inputs per bucket), converted once per session and shared (MiniLM's build takes ~35 s).
+    Read-only: a test that alters an artifact works on a copy."""
+    from node_agent.artifacts import build_artifact
+
+    root = tmp_path_factory.mktemp("shared-artifacts")
+    built: dict[str, Path] = {}
+
+    def get(workload: str) -> Path:
+        if workload not in built:
+            built[workload] = build_artifact(workload, root, eval_count=2)
+        return built[workload]
+
+    return get

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """workload name -> built artifact dir (one conversion per workload and precision)."""
-    root = tmp_path_factory.mktemp("artifacts")
-    return {name: build_artifact(name, root, eval_count=EVAL_COUNT) for name in workload_names()}
+def artifacts(built_artifact: Callable[[str], Path]) -> dict[str, Path]:
+    """workload name -> built artifact dir (the session's shared builds, EVAL_COUNT inputs)."""
+    return {name: built_artifact(name) for name in workload_names()}
 
 
 @pytest.fixture()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,8 @@ ON_MAC = sys.platform == "darwin"
 
 
 @pytest.fixture(scope="module")
-def mlp_artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from node_agent.artifacts import build_artifact
-
-    return build_artifact("mlp", tmp_path_factory.mktemp("artifacts"), eval_count=4)
+def mlp_artifact(built_artifact: Callable[[str], Path]) -> Path:
+    return built_artifact("mlp")
 
 
 def manifest_of(artifact: Path) -> dict[str, Any]:

@@ -243,6 +243,18 @@ def test_read_conditions_on_a_fake_mac_laptop() -> None:
     assert ("pmset", "-g", "therm") not in commands.calls  # notify answered; no process spent on pmset
 
 
+def test_read_conditions_skips_the_agents_own_worker_pids() -> None:
+    commands = FakeCommands({("ps", "-Ao", "pid,pcpu,comm", "-r"): PS_OUTPUT})
+    conditions = thermal.read_conditions(
+        darwin=True,
+        libsystem=FakeLibSystem(0),
+        process_info=FakeProcessInfo(0),
+        run=commands,
+        exclude_pids=(812,),  # e.g. a measuring worker: the next process is the contender
+    )
+    assert conditions["top_cpu"]["pid"] == 1
+
+
 def test_low_power_falls_back_to_processinfo_when_pmset_lacks_both_keys() -> None:
     commands = FakeCommands({("pmset", "-g"): "System-wide power settings:\n"})
     assert thermal.read_power_mode(
@@ -274,7 +286,8 @@ def test_read_conditions_here_is_cheap_and_excludes_the_agent() -> None:
     assert len(conditions["load_avg"]) == 3
     if conditions["top_cpu"] is not None:
         assert conditions["top_cpu"]["pid"] != os.getpid()
-    assert per_call < 0.25, f"read_conditions took {per_call * 1000:.1f} ms per call"
+    # Called every 5 s: 1 s per call is the budget (one ps exec; slow only on a loaded CI box).
+    assert per_call < 1.0, f"read_conditions took {per_call * 1000:.1f} ms per call"
     if sys.platform.startswith("linux"):
         assert (conditions["thermal_pressure"], conditions["thermal_source"]) == (None, None)
 

@@ -35,6 +35,9 @@ CASES = [
     pytest.param(name, b.name, marks=[pytest.mark.slow] if name == "minilm-l6" else [])
     for name in workload_names()
     for b in get_workload(name).buckets
+    # MiniLM's graph is shape-agnostic: its shortest and longest buckets (every position row,
+    # the longest fp16 softmax) prove what the middle ones would, at a third of the ~50 s.
+    if name != "minilm-l6" or b in (get_workload(name).buckets[0], get_workload(name).buckets[-1])
 ]
 
 
