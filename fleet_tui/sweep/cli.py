@@ -349,7 +349,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 run.status,
                 run.started_at[:19].replace("T", " "),
                 "-" if duration is None else _human(duration),
-                f"{run.cells.get('done', 0)}/{total}",
+                _cells_text(run.cells, total),
                 f"{run.gates.get('pass', 0)} pass / {run.gates.get('fail', 0)} fail",
             )
         )
@@ -357,6 +357,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for line in table:
         print("  ".join(text.ljust(w) for text, w in zip(line, widths, strict=True)).rstrip())
     return 0
+
+
+def _cells_text(cells: dict[str, int], total: int) -> str:
+    """'4/6 done, 2 unsupported': unsupported cells are finished, not missing."""
+    text = f"{cells.get('done', 0)}/{total} done"
+    others = [f"{n} {state}" for state, n in sorted(cells.items()) if state != "done" and n]
+    return ", ".join([text, *others])
 
 
 def _human(seconds: float) -> str:
