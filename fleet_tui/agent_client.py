@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import posixpath
+import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from fleet_tui.transport.base import AgentProcess, NodeError, NodeErrorKind, Transport, clip_tail
 from node_agent.protocol import ProtocolError, decode_event
+
+_DEPLOYED_NAME = re.compile(r"agent-([0-9a-f]{16})\.pyz$")
 
 EXIT_WAIT_S = 5.0
 """How long an agent gets to exit after `done` or SIGTERM before it is killed."""
@@ -32,6 +36,22 @@ async def stop_agent(proc: AgentProcess) -> None:
         await proc.wait(EXIT_WAIT_S)
 
 
+def check_hello(event: Mapping[str, Any], agent_remote_path: str, node: str) -> None:
+    """A node whose `hello` names another agent than the one deployed is lying (or runs a stale
+    copy): its results could not be traced to the agent's sha256, so it is refused."""
+    deployed = _DEPLOYED_NAME.search(agent_remote_path)
+    if deployed is None:  # not a content-named agent (tests, a source checkout)
+        return
+    claimed = event.get("agent_sha")
+    if not isinstance(claimed, str) or not claimed.startswith(deployed.group(1)):
+        raise NodeError(
+            NodeErrorKind.PROTOCOL_ERROR,
+            node,
+            f"agent says it is {claimed!r}, but {posixpath.basename(agent_remote_path)} was deployed "
+            "and run; refusing its results",
+        )
+
+
 def agent_argv(python: str, agent_remote_path: str, command: str, args: Sequence[str] = ()) -> list[str]:
     return [python, "-u", agent_remote_path, command, *args]
 
@@ -46,7 +66,8 @@ async def agent_events(
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Run `<python> -u <pyz> <command>` on the node and yield its events up to and with `done`.
 
-    Raises NodeError(PROTOCOL_ERROR) on a line that is not an event (the agent is stopped first)
+    Raises NodeError(PROTOCOL_ERROR) on a line that is not an event, or a `hello` that names
+    another agent than the one deployed (the agent is stopped first),
     and NodeError(AGENT_ERROR) when the agent exits without `done` (exit status and stderr tail).
     If the caller stops iterating or is cancelled, the agent is terminated, then killed.
     Use `contextlib.aclosing` when breaking out early, so that happens at once.
@@ -68,6 +89,8 @@ async def agent_events(
                     node,
                     f"agent `{command}` sent a bad line, stopped it: {exc}",
                 ) from None
+            if event["type"] == "hello":
+                check_hello(event, agent_remote_path, node)
             if event["type"] == "done":
                 await proc.close_stdin()
                 with contextlib.suppress(TimeoutError):

@@ -145,3 +145,20 @@ async def test_missing_python_is_a_config_error(tmp_path: Path, local_node: Node
             pass
     assert info.value.kind is NodeErrorKind.CONFIG
     assert "no-python" in info.value.message
+
+
+async def test_hello_naming_another_agent_is_refused(tmp_path: Path, transport: LocalTransport) -> None:
+    """A node that runs something else than the deployed, content-named agent is lying."""
+    agent = tmp_path / "agent-0123456789abcdef.pyz"  # python runs a non-zip file as a script
+    agent.write_text(
+        PRELUDE + 'emit("hello", agent_sha="feedface" * 8)\nemit("done", ok=True, exit_code=0)\n'
+    )
+    with pytest.raises(NodeError) as caught:
+        _ = [e async for e in agent_events(transport, str(agent), "probe")]
+    assert caught.value.kind is NodeErrorKind.PROTOCOL_ERROR
+    assert "feedface" in caught.value.message and "agent-0123456789abcdef.pyz" in caught.value.message
+
+    honest = tmp_path / "agent-feedfacefeedface.pyz"
+    honest.write_text(agent.read_text())
+    events = [e async for e in agent_events(transport, str(honest), "probe")]
+    assert [e["type"] for e in events] == ["hello", "done"]
