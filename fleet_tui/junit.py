@@ -13,11 +13,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleet_tui.analysis.gates import GateVerdict
+from fleet_tui.store import elapsed_s
 
 if TYPE_CHECKING:
     from fleet_tui.store import CellRow, Store
@@ -47,7 +47,7 @@ def build_junit(
             for key, value in properties.items():
                 ET.SubElement(props, "property", name=_clean(key), value=_clean(value))
         for cell in (c for c in cells if c.node == node):
-            seconds = _seconds(cell.started_at, cell.finished_at)
+            seconds = max(0.0, elapsed_s(cell.started_at, cell.finished_at) or 0.0)
             suite_time += seconds
             case = ET.SubElement(
                 suite,
@@ -70,9 +70,8 @@ def build_junit(
                 ET.SubElement(case, "skipped", message=reason or "unsupported on this node")
             elif cell.state in ("pending", "running"):
                 counts["errors"] += 1
-                ET.SubElement(
-                    case, "error", message=f"cell never finished (state {cell.state})", type="incomplete"
-                )
+                message = f"cell never finished (state {cell.state})" + (f": {reason}" if reason else "")
+                ET.SubElement(case, "error", message=message, type="incomplete")
         for verdict in (v for v in verdicts if v.node == node):
             case = ET.SubElement(
                 suite,
@@ -119,12 +118,3 @@ def write_junit(path: str | Path, xml_text: str) -> None:
 
 def _clean(text: str) -> str:
     return _INVALID_XML.sub("?", text)
-
-
-def _seconds(started: str | None, finished: str | None) -> float:
-    if not started or not finished:
-        return 0.0
-    try:
-        return max(0.0, (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds())
-    except ValueError:
-        return 0.0

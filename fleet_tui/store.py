@@ -159,6 +159,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX gates_run ON gates(run_id, verdict)",
     ),
+    # 3: `probes(run_id)` (a run's facts snapshots) read without scanning every probe ever taken.
+    ("CREATE INDEX probes_run ON probes(run_id)",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -287,6 +289,16 @@ def unpack_ns(blob: bytes) -> list[int]:
 def now_iso() -> str:
     """UTC timestamp, ISO-8601 with milliseconds (the store's time format)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def elapsed_s(started: str | None, finished: str | None) -> float | None:
+    """Seconds between two store timestamps; None when either is missing or unreadable."""
+    if not started or not finished:
+        return None
+    try:
+        return (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    except ValueError:
+        return None
 
 
 _CELL_COLUMNS = (
@@ -617,8 +629,9 @@ class Store:
         return _cell_row(row)
 
     def unfinished_cells(self, run_id: int, max_attempts: int | None = None) -> list[CellRow]:
-        """Cells `sweep --resume` runs again: pending, running (interrupted), lost, and failed
-        with attempts left (attempts < max_attempts; default: the run's scheduler.max_attempts)."""
+        """Cells `sweep --resume` runs again: pending (never run, or interrupted), running (the
+        sweep process died), lost, and failed with attempts left (attempts < max_attempts;
+        default: the run's scheduler.max_attempts)."""
         if max_attempts is None:
             scheduler = self.run(run_id).spec.get("scheduler", {})
             max_attempts = int(scheduler.get("max_attempts", DEFAULT_MAX_ATTEMPTS))

@@ -15,7 +15,6 @@ import asyncio
 import json
 import signal
 import sys
-from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from fleet_tui.sweep.runner import EXIT_INTERRUPTED, Interrupted, SweepResult
@@ -95,7 +94,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             store.close()
             return 0
     elif args.dry_run:
-        existing = _existing_store(args.db)
+        try:
+            existing = _existing_store(args.db)
+        except StoreError as exc:
+            return _fail(str(exc))
         if existing is not None:
             with existing:
                 plan = build_plan(spec, inventory, existing.latest_facts(plan.nodes))
@@ -277,9 +279,11 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
             file=out,
         )
     elif result.status == "incomplete":
+        # Exit 3 wins over a failed gate: the verdict is not final until every cell has run.
+        gates = f" and {len(result.report.failures)} gate(s) failed" if result.report.failures else ""
         print(
-            f"incomplete: {len(result.problem_cells)} cell(s) not measured; after fixing the nodes, "
-            f"resume with: fleet-tui sweep --resume {result.run_id} (exit 3)",
+            f"incomplete: {len(result.problem_cells)} cell(s) without a result{gates}; after fixing "
+            f"the nodes, resume with: fleet-tui sweep --resume {result.run_id} (exit 3)",
             file=out,
         )
     elif result.report.failures:
@@ -293,14 +297,9 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
 
 
 def _duration(summary: RunSummary) -> float | None:
-    if not summary.finished_at:
-        return None
-    try:
-        return (
-            datetime.fromisoformat(summary.finished_at) - datetime.fromisoformat(summary.started_at)
-        ).total_seconds()
-    except ValueError:
-        return None
+    from fleet_tui.store import elapsed_s
+
+    return elapsed_s(summary.started_at, summary.finished_at)
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

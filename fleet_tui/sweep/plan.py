@@ -12,9 +12,11 @@ Cell keys are stable names within a node: ``workload/bucket/engine-key``, e.g.
 Duration estimate (an assumption, printed with the plan): every inference takes its bucket's
 budget. Per cell::
 
-    runs x (warmup + measure) + sustained + cooldown
+    runs x (warmup + measure + cooldown) + sustained
     warmup  = (warmup_min + 40) x latency        # 40 = pyperf's 2 x 20 stability check, passed first time
     measure = clamp(min_samples x latency, min_duration_s, max_duration_s)
+
+(The agent cools down after every run of every cell, so a cell pays cooldown_s `runs` times.)
 
 A node runs its cells one after another; nodes run in parallel, so the sweep's wall time is the
 slowest node's. Waiting for nominal thermal pressure (up to wait_nominal_s per cell), model
@@ -63,16 +65,6 @@ class PlannedCell:
     def cell_id(self) -> str:
         """Unique within a run: "node/key"."""
         return f"{self.node}/{self.key}"
-
-    def job_cell(self, cell_id: str | None = None) -> dict[str, Any]:
-        """The cell entry of an agent job (`cell_id` defaults to `self.cell_id`)."""
-        return {
-            "cell_id": cell_id if cell_id is not None else self.cell_id,
-            "workload": self.workload,
-            "bucket": self.bucket,
-            "engine": self.engine,
-            "config": dict(self.config),
-        }
 
 
 @dataclass(frozen=True)
@@ -219,7 +211,7 @@ def estimate_cell_seconds(measure: MeasureSpec, latency_ms: float) -> float:
     latency_s = latency_ms / 1000.0
     warmup = (measure.warmup_min + STABILITY_CHECK_SAMPLES) * latency_s
     sampled = min(measure.max_duration_s, max(measure.min_duration_s, measure.min_samples * latency_s))
-    return measure.runs * (warmup + sampled) + measure.sustained_minutes * 60.0 + measure.cooldown_s
+    return measure.runs * (warmup + sampled + measure.cooldown_s) + measure.sustained_minutes * 60.0
 
 
 def format_duration(seconds: float) -> str:

@@ -13,16 +13,18 @@ node), then stream the agent's events: cell_started -> cell `running` (a new att
 samples -> one committed batch each, thermal -> timeline, cell_result -> result + final state.
 
 Faults are the node's, never the run's: a NodeError (SSH drop, crash, bad JSON, bad event
-content) marks the job's unfinished cells `lost` and the job is retried with exponential
+content) marks the job's cells without a result `lost` and the job is retried with exponential
 backoff up to scheduler.max_attempts; a node still failing is declared lost (its remaining
-cells stay `lost`) while the others continue. A node whose agent says `busy` is polled with
-backoff up to scheduler.busy_wait_s (on_busy = "wait") or skipped (on_busy = "skip"), its
-cells `lost` with reason "busy: held by ...".
+cells stay `lost`) while the others continue. A cell the agent reports `failed` is re-run while
+its stored attempts (every job that held it counts) are below scheduler.max_attempts. A node
+whose agent says `busy` is polled with backoff up to scheduler.busy_wait_s (on_busy = "wait")
+or skipped (on_busy = "skip"), its cells `lost` with reason "busy: held by ...".
 
 `run_sweep` drives a whole sweep: start probes (facts snapshots, which also decide unsupported
 cells), the run and its cells in the store, the node tasks, end probes, gates, run status.
 Setting `stop` (the CLI does on SIGINT / SIGTERM) cancels the node tasks: every remote agent is
-terminated (terminate -> wait 5 s -> kill, stdin closed), all data kept, the run `interrupted`.
+terminated (terminate -> wait 5 s -> kill, stdin closed), all data kept, cells that were
+`running` back to `pending` (reason "interrupted ..."), the run `interrupted`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from fleet_tui.agent_client import agent_events
 from fleet_tui.analysis.gates import GateReport, evaluate_gates
-from fleet_tui.store import SAMPLE_PHASES, CellRow, Store, StoreError
+from fleet_tui.store import RESULT_STATUSES, SAMPLE_PHASES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
 from fleet_tui.sweep.plan import build_plan
 from fleet_tui.sweep.progress import Progress
@@ -63,7 +65,6 @@ END_PROBE_TIMEOUT_S: Final = 60.0
 TERMINATE_BUDGET_S: Final = 15.0
 """How long cancelled node tasks get to stop their agents (terminate, wait 5 s, kill, wait)."""
 
-NEEDS_RUN: Final = frozenset({"pending", "running", "lost", "failed"})
 MEASURED_OK: Final = frozenset({"done", "unsupported"})
 
 
@@ -124,6 +125,10 @@ class _Job:
     errors: list[str] = field(default_factory=list)
     bad_artifact: bool = False
     done: dict[str, Any] | None = None
+    began: set[int] = field(default_factory=set)
+    """Cells whose attempt this job has counted (cell_started, or a result without it)."""
+    finished: set[int] = field(default_factory=set)
+    """Cells that got their cell_result in this job."""
 
 
 def describe_holder(holder: object) -> str:
@@ -165,11 +170,11 @@ class SweepScheduler:
         self.progress = progress
         self.cache = cache
         self.state: dict[int, str] = {}
+        self.attempts: dict[int, int] = {}
+        """Mirror of the store's cells.attempts (a resumed cell brings its earlier attempts)."""
         self.reports: dict[str, NodeReport] = {}
         self._uploaded: dict[str, dict[str, str]] = {}  # node -> workload -> remote dir
         self._force_upload: set[tuple[str, str]] = set()
-        self._started: set[int] = set()
-        """Cells whose current job attempt has begun (cell_started seen): attempts counted."""
 
     # -- the whole fleet --
 
@@ -179,6 +184,7 @@ class SweepScheduler:
         for cell in cells:
             by_node.setdefault(cell.node, []).append(cell)
             self.state[cell.id] = cell.state
+            self.attempts[cell.id] = cell.attempts
         tasks = [
             asyncio.create_task(self._node_task(self.nodes[name], node_cells), name=f"sweep:{name}")
             for name, node_cells in by_node.items()
@@ -204,9 +210,9 @@ class SweepScheduler:
         try:
             for workload, group in groups.items():
                 if not await self._run_group(node, workload, group, report):
-                    remaining = [c for g in groups.values() for c in g if self.state[c.id] in NEEDS_RUN]
+                    # The node is gone (or busy): the workloads not reached are lost with it.
                     reason = report.error or "node lost"
-                    for cell in remaining:
+                    for cell in cells:
                         if self.state[cell.id] in ("pending", "running"):
                             self._mark(cell, "lost", reason)
                     break
@@ -226,26 +232,29 @@ class SweepScheduler:
             await probe_end(self.store, self.run_id, node, self.connections, self.progress)
 
     async def _run_group(self, node: Node, workload: str, group: list[CellRow], report: NodeReport) -> bool:
-        """Run one workload's cells on a node, retrying; False when the node is lost or skipped."""
+        """Run one workload's cells on a node, retrying; False when the node is lost or skipped.
+
+        Up to scheduler.max_attempts jobs per call. A lost job (NodeError) is retried with
+        backoff; a cell that failed is re-run while its stored attempts stay below the limit
+        (so a resumed run does not give a failing cell a fresh budget).
+        """
         scheduler = self.spec.scheduler
         attempt = 0
         busy_since: float | None = None
         busy_pause = BUSY_POLL_FIRST_S
         while True:
-            todo = [c for c in group if self._needs_run(c, attempt)]
+            todo = [c for c in group if self._needs_run(c)]
             if not todo:
                 return True
             if attempt >= scheduler.max_attempts:
                 return True  # cells keep their failed state; the run is incomplete
             attempt += 1
+            job = _Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
             try:
-                job = await self._run_job(node, workload, todo, attempt, report)
+                await self._run_job(node, workload, job, attempt, report)
             except NodeError as exc:
                 report.error = f"{exc.kind}: {exc.message}"
-                for cell in todo:
-                    if self.state[cell.id] not in MEASURED_OK:
-                        started = cell.id in self._started
-                        self._mark(cell, "lost", f"{exc.kind}: {exc.message}", new_attempt=not started)
+                self._close_job(node, job, "lost", report.error)
                 await self.connections.drop(node)
                 if attempt >= scheduler.max_attempts:
                     report.lost = True
@@ -255,51 +264,63 @@ class SweepScheduler:
                 self.progress.emit(
                     "retry",
                     node=node.name,
-                    message=f"{exc.kind}: {exc.message}; retry {attempt + 1}/{scheduler.max_attempts} "
-                    f"in {pause:g} s",
+                    message=f"{report.error}; retry {attempt + 1}/{scheduler.max_attempts} in {pause:g} s",
                     attempt=attempt,
                     error=exc.to_dict(),
                 )
                 await asyncio.sleep(pause)
                 continue
-            if job.busy_holder is not None:
-                attempt -= 1  # a busy node measured nothing: not an attempt
-                holder = describe_holder(job.busy_holder)
-                now = time.monotonic()
-                busy_since = busy_since if busy_since is not None else now
-                waited = now - busy_since
-                if scheduler.on_busy == "skip" or waited >= scheduler.busy_wait_s:
-                    note = "" if scheduler.on_busy == "skip" else f" (waited {waited:.0f} s)"
-                    report.error = f"busy: held by {holder}{note}"
-                    report.skipped_busy = True
-                    report.busy_wait_s += waited
-                    self.progress.emit("busy", node=node.name, message=f"skipped: {report.error}")
-                    return False
-                pause = min(busy_pause, scheduler.busy_wait_s - waited)
-                busy_pause = min(BUSY_POLL_CAP_S, busy_pause * 2)
-                self.progress.emit(
-                    "busy",
-                    node=node.name,
-                    message=f"busy: held by {holder}; waiting (up to {scheduler.busy_wait_s:g} s)",
-                    holder=job.busy_holder,
-                )
-                await asyncio.sleep(max(pause, 0.05))
-                report.busy_wait_s += time.monotonic() - now
-                continue
-            if busy_since is not None:
+            if job.busy_holder is None:
                 busy_since = None
-            if job.bad_artifact:
-                self._force_upload.add((node.name, workload))
+                if job.bad_artifact:
+                    self._force_upload.add((node.name, workload))
+                continue
+            attempt -= 1  # a busy node measured nothing: not an attempt
+            holder = describe_holder(job.busy_holder)
+            now = time.monotonic()
+            busy_since = busy_since if busy_since is not None else now
+            waited = now - busy_since
+            if scheduler.on_busy == "skip" or waited >= scheduler.busy_wait_s:
+                note = "" if scheduler.on_busy == "skip" else f" (waited {waited:.0f} s)"
+                report.error = f"busy: held by {holder}{note}"
+                report.skipped_busy = True
+                self.progress.emit("busy", node=node.name, message=f"skipped: {report.error}")
+                return False
+            pause = max(0.05, min(busy_pause, scheduler.busy_wait_s - waited))
+            busy_pause = min(BUSY_POLL_CAP_S, busy_pause * 2)
+            self.progress.emit(
+                "busy",
+                node=node.name,
+                message=f"busy: held by {holder}; waiting (up to {scheduler.busy_wait_s:g} s)",
+                holder=job.busy_holder,
+            )
+            await asyncio.sleep(pause)
+            report.busy_wait_s += pause
 
-    def _needs_run(self, cell: CellRow, attempt: int) -> bool:
+    def _needs_run(self, cell: CellRow) -> bool:
         state = self.state[cell.id]
         if state in ("pending", "running", "lost"):
             return True
-        return state == "failed" and attempt < self.spec.scheduler.max_attempts
+        return state == "failed" and self.attempts[cell.id] < self.spec.scheduler.max_attempts
+
+    def _close_job(self, node: Node, job: _Job, state: str, reason: str) -> None:
+        """Mark the job's cells without a result of their own `state` (lost / failed).
+
+        A cell the agent never started still spent an attempt in this job: it is counted here.
+        """
+        for cell in job.cells.values():
+            if cell.id in job.finished:
+                continue
+            self._mark(cell, state, reason, new_attempt=cell.id not in job.began)
+            if state == "failed":
+                self.progress.emit(
+                    "cell_result", node=node.name, message=f"FAILED {cell.key}: {reason}", cell=cell.key
+                )
 
     def _mark(self, cell: CellRow, state: str, reason: str | None, *, new_attempt: bool = False) -> None:
         self.store.mark_cell(cell.id, state, reason, attempt_inc=new_attempt)
         self.state[cell.id] = state
+        self.attempts[cell.id] += 1 if new_attempt else 0
 
     # -- one job --
 
@@ -336,10 +357,10 @@ class SweepScheduler:
             )
         return transport, remote_agent, uploaded[workload]
 
-    async def _run_job(
-        self, node: Node, workload: str, todo: list[CellRow], attempt: int, report: NodeReport
-    ) -> _Job:
+    async def _run_job(self, node: Node, workload: str, job: _Job, attempt: int, report: NodeReport) -> None:
+        """One agent job over `job.cells`; what it says is stored as it arrives. Raises NodeError."""
         transport, remote_agent, artifact_dir = await self._prepare(node, workload, report)
+        todo = list(job.cells.values())
         job_id = f"run{self.run_id}-{node.name}-{workload}-a{attempt}-{secrets.token_hex(3)}"
         payload = {
             "job_id": job_id,
@@ -347,8 +368,6 @@ class SweepScheduler:
             "cells": [c.job_cell() for c in todo],
             "measure": self.spec.measure.to_job(),
         }
-        job = _Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
-        self._started.difference_update(c.id for c in todo)
         self.progress.emit(
             "job_started",
             node=node.name,
@@ -369,15 +388,10 @@ class SweepScheduler:
                     ) from None
         if job.hello_at is not None:
             report.agent_s += time.perf_counter() - job.hello_at
-        if job.busy_holder is not None:
-            return job
-        # The agent finished: a cell it said nothing final about failed in this attempt.
-        why = "; ".join(job.errors) or "the agent finished without a result for this cell"
-        for cell in todo:
-            if self.state[cell.id] in ("pending", "running", "lost"):
-                self._mark(cell, "failed", why, new_attempt=cell.id not in self._started)
-                self.progress.emit("cell_result", node=node.name, message=f"FAILED {cell.key}: {why}")
-        return job
+        if job.busy_holder is None:
+            # The agent finished: a cell it said nothing final about failed in this attempt.
+            why = "; ".join(job.errors) or "the agent finished without a result for this cell"
+            self._close_job(node, job, "failed", why)
 
     def _cell(self, job: _Job, event: Mapping[str, Any]) -> CellRow:
         wire = str(event["cell_id"])
@@ -389,6 +403,9 @@ class SweepScheduler:
         kind = event["type"]
         if kind == "samples":
             cell = self._cell(job, event)
+            if cell.id not in job.began:
+                # Stored now, they would be tagged with the previous (lost) attempt.
+                raise ValueError(f"samples for {cell.key} before its cell_started")
             phase = event["phase"]
             if phase not in SAMPLE_PHASES:
                 raise ValueError(f"unknown sample phase {phase!r}")
@@ -414,8 +431,10 @@ class SweepScheduler:
             )
         elif kind == "cell_started":
             cell = self._cell(job, event)
+            if cell.id in job.began:
+                raise ValueError(f"cell {cell.key} started twice in one job")
             self._mark(cell, "running", None, new_attempt=True)
-            self._started.add(cell.id)
+            job.began.add(cell.id)
             self.progress.emit("cell_started", node=node.name, message=f"{cell.key} started", cell=cell.key)
         elif kind == "thermal":
             cell_id = self._cell(job, event).id if "cell_id" in event else None
@@ -456,12 +475,15 @@ class SweepScheduler:
         if not isinstance(summary, dict):
             raise TypeError("summary must be an object")
         reason = event.get("reason")
-        if cell.id not in self._started:
+        if status not in RESULT_STATUSES:
+            raise ValueError(f"unknown cell_result status {status!r}")
+        if cell.id not in job.began:
             # A result without cell_started still is an attempt (unsupported cells, mostly).
-            self.store.mark_cell(cell.id, "running", None, attempt_inc=True)
-            self._started.add(cell.id)
+            self._mark(cell, "running", None, new_attempt=True)
+            job.began.add(cell.id)
         self.store.add_result(cell.id, summary, status, str(reason) if reason else None)
-        self.state[cell.id] = {"ok": "done", "unsupported": "unsupported", "failed": "failed"}[status]
+        self.state[cell.id] = RESULT_STATUSES[status]
+        job.finished.add(cell.id)
         duration = summary.get("duration_s")
         if isinstance(duration, int | float):
             report.measured_s += float(duration)
@@ -582,12 +604,13 @@ async def run_sweep(
         cells = store.cells_for(run_id, states=["pending"])
     else:
         run_id = resume_run
-        store.set_run_status(run_id, "running")
         cells = store.unfinished_cells(run_id, spec.scheduler.max_attempts)
         wanted = {c.node for c in cells}
         facts = await _until_stopped(
             stop, "probing", probe_start([n for n in nodes if n.name in wanted], connections, progress)
         )
+        # Only now, so a stop while probing leaves the run exactly as it was.
+        store.set_run_status(run_id, "running")
         for name, node_facts in facts.items():
             if node_facts is not None:
                 store.add_probe(name, node_facts, phase="start", run_id=run_id)
@@ -601,6 +624,18 @@ async def run_sweep(
         cells=len(cells),
         resumed=resume_run is not None,
     )
+    working = {c.node for c in cells}
+    for node in nodes:
+        if node.name not in working:
+            # Progress for every node: one whose cells are all unsupported has nothing to run.
+            planned = len(store.cells_for(run_id, node=node.name))
+            progress.emit(
+                "node_done",
+                node=node.name,
+                message=f"done: nothing to run ({planned} cell(s), none runnable here)",
+                finished=planned,
+                cells=planned,
+            )
     scheduler = SweepScheduler(store, run_id, spec, nodes, artifacts, connections, progress, cache=cache)
     interrupted = False
     schedule_started = time.perf_counter()
@@ -608,8 +643,19 @@ async def run_sweep(
         await _until_stopped(stop, "measuring", scheduler.run(cells))
     except Interrupted:
         interrupted = True
+    except Exception:
+        # A controller bug, not a node fault: say so in the store before the traceback.
+        store.set_run_status(run_id, "failed")
+        raise
     schedule_s = time.perf_counter() - schedule_started
-    status, code, report = finish_run(store, run_id, spec, interrupted=interrupted or stop.is_set())
+    interrupted = interrupted or stop.is_set()
+    if interrupted:
+        # The agents are stopped: a cell still `running` will not finish in this invocation.
+        for cell in store.cells_for(run_id, states=["running"]):
+            store.mark_cell(
+                cell.id, "pending", f"interrupted during attempt {cell.attempts} (its samples are kept)"
+            )
+    status, code, report = finish_run(store, run_id, spec, interrupted=interrupted)
     counts: dict[str, int] = {}
     all_cells = store.cells_for(run_id)
     for cell in all_cells:

@@ -548,6 +548,29 @@ class _Parser:
                     f"{low} ({getattr(measure, low):g}) is above {high} ({getattr(measure, high):g})",
                     low if low in table else high,
                 )
+        return self.agent_accepts(measure, table)
+
+    def agent_accepts(self, measure: MeasureSpec, table: Mapping[str, Any]) -> MeasureSpec:
+        """The agent validates the job's `measure` again; a spec it would refuse fails here, at
+        once and naming the field, not as every cell `failed` with bad_job on every node."""
+        from node_agent.measure import MeasureSettings, SettingsError
+        from node_agent.stats import MIN_SAMPLES_P99
+
+        where = "[measure]"
+        if measure.p99 and measure.max_samples < MIN_SAMPLES_P99:
+            raise self.error(
+                where,
+                f"max_samples ({measure.max_samples}) is below {MIN_SAMPLES_P99}, the sample floor "
+                f"p99 = true needs (MEASUREMENT 2.6 (4))",
+                "max_samples" if "max_samples" in table else "p99",
+            )
+        try:
+            MeasureSettings.from_dict(measure.to_job())
+        except SettingsError as exc:
+            key = "sustained_minutes" if exc.field == "sustained_s" else exc.field
+            raise self.error(
+                where, str(exc).removeprefix("measure."), key if key in table else None
+            ) from None
         return measure
 
     def gates(self, value: Any) -> GateSpec:

@@ -1,13 +1,15 @@
 """Sweep faults for real: an sshd killed mid-sweep, SIGINT to the CLI, two sweeps on one node.
 
 Helpers (the `Sweep` subprocess wrapper, spec writer, process-table check) live in
-test_sweep.py.
+tests/sweep_harness.py.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +21,9 @@ import pytest
 from sshd import SshdFleet
 from sweep_harness import Sweep, local_node, spec_text, sweep_args, wait_no_agents, write_setup
 
+from fleet_tui.inventory import Node
 from fleet_tui.store import Store
+from node_agent.protocol import SCHEMA
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 
@@ -126,6 +130,10 @@ def test_sigint_stops_promptly_leaves_no_agent_and_is_resumable(
         assert store.run(run_id).status == "interrupted"
         unfinished = store.unfinished_cells(run_id)
         assert unfinished, "an interrupted sweep leaves cells to resume"
+        # The cells measuring at the signal are not left "running": back to pending, saying why.
+        assert store.cells_for(run_id, states=["running"]) == []
+        interrupted = [c for c in unfinished if "interrupted during attempt" in (c.reason or "")]
+        assert {c.node for c in interrupted} == {"ssh0", "local"}, unfinished
 
     resumed = Sweep(sweep_args(None, inventory, db, fleet, "--resume", str(run_id)), sweep_env)
     assert resumed.finish() == 0, resumed.output
@@ -138,8 +146,9 @@ def test_second_sweep_skips_or_waits_and_never_overlaps(
     sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
 ) -> None:
     fleet = sshd_fleet(1)
-    # The first sweep measures for >= 2 x 2 s, long enough for the others to find its lock.
-    first_text = spec_text(name="first", min_duration_s=2.0, max_duration_s=3.0)
+    # The first sweep measures for >= 2 x 4 s: long enough for the other two CLIs to start, probe
+    # and find its lock even on a loaded 2-core CI box.
+    first_text = spec_text(name="first", min_duration_s=4.0, max_duration_s=5.0)
     inventory, first_spec, db = write_setup(tmp_path, fleet.nodes, first_text)
     skip_spec = tmp_path / "skip.toml"
     skip_spec.write_text(spec_text(name="skipper", scheduler='on_busy = "skip"'))
@@ -167,3 +176,50 @@ def test_second_sweep_skips_or_waits_and_never_overlaps(
     first_end = max(datetime.fromisoformat(c.finished_at or "") for c in first_cells)
     waiter_start = min(datetime.fromisoformat(c.started_at or "") for c in waiter_cells)
     assert waiter_start >= first_end
+
+
+def test_a_lying_agent_is_its_nodes_error_only(
+    sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    fleet = sshd_fleet(1)
+    # The liar's python is the real one for probe and deploy, but its `run` answers the job with
+    # a well-formed result for a cell it was never given, then hangs until it is stopped.
+    lie = json.dumps({"schema": SCHEMA, "type": "cell_result", "cell_id": "999999", "status": "ok"})
+    fake_python, pids = tmp_path / "lying-python", tmp_path / "liar-pids"
+    fake_python.write_text(
+        "#!/bin/sh\n"
+        f"if [ \"$3\" = run ]; then\n  echo $$ >> {pids}; read -r job; echo '{lie}'; exec sleep 60\nfi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    fake_python.chmod(0o755)
+    liar = Node(name="liar", host="localhost", transport="local", python=str(fake_python), source="test")
+    inventory, spec_path, db = write_setup(tmp_path, [*fleet.nodes, liar], spec_text())
+
+    sweep = Sweep(sweep_args(spec_path, inventory, db, fleet), sweep_env)
+    assert sweep.finish() == 3, sweep.output
+    assert sweep.final["status"] == "incomplete"
+    with Store.open(db) as store:
+        cells = {c.node: c for c in store.cells_for(sweep.final["run_id"])}
+    assert cells["ssh0"].state == "done", cells  # the honest node is untouched
+    lost = cells["liar"]
+    assert lost.state == "lost" and lost.attempts == 2, lost  # retried once, then given up
+    assert "protocol_error" in (lost.reason or "") and "not in this job" in (lost.reason or ""), lost
+    assert [e["node"] for e in sweep.events if e.get("event") == "retry"] == ["liar"]
+    # Both hanging liars were stopped, not left behind.
+    liar_pids = pids.read_text().split()
+    assert len(liar_pids) == 2
+    assert all(_gone(int(pid)) for pid in liar_pids), liar_pids
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once `pid` has exited (or is a zombie waiting for its parent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False

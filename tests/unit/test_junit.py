@@ -95,11 +95,13 @@ def test_unfinished_cells_are_errors_and_the_file_is_written(tmp_path: Path) -> 
     spec = parse_spec(SPEC)
     with Store.open(tmp_path / "fleet.db") as store:
         run_id = store.create_run(spec)
-        store.add_cells(run_id, build_plan(spec, NODES[:1]).cells)
+        ids = store.add_cells(run_id, build_plan(spec, NODES[:1]).cells)
+        store.mark_cell(ids[0], "pending", "interrupted during attempt 1 (its samples are kept)")
         text = junit_for_run(store, run_id)
     root = ET.fromstring(text)
     errors = root.findall(".//testcase/error")
     assert len(errors) == 3 and all("never finished" in (e.get("message") or "") for e in errors)
+    assert "interrupted during attempt 1" in (errors[0].get("message") or "")
     assert root.get("errors") == "3"
     out = tmp_path / "junit.xml"
     write_junit(out, text)

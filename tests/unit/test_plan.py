@@ -138,12 +138,13 @@ def test_estimate_follows_the_documented_formula() -> None:
         sustained_minutes=0.5, cooldown_s=2.0,
     )  # fmt: skip
     # 4 ms: 200 samples take 0.8 s, below the 1 s floor, so the floor counts.
+    # The agent cools down (2 s) after each of the 2 runs; the sustained phase (30 s) runs once.
     warmup = (5 + STABILITY_CHECK_SAMPLES) * 0.004
-    assert estimate_cell_seconds(measure, 4.0) == pytest.approx(2 * (warmup + 1.0) + 30 + 2)
+    assert estimate_cell_seconds(measure, 4.0) == pytest.approx(2 * (warmup + 1.0 + 2) + 30)
     # 100 ms: 200 samples take 20 s, above the floor.
-    assert estimate_cell_seconds(measure, 100.0) == pytest.approx(2 * (45 * 0.1 + 20.0) + 32)
+    assert estimate_cell_seconds(measure, 100.0) == pytest.approx(2 * (45 * 0.1 + 20.0 + 2) + 30)
     # 1 s: 200 s of samples is capped by max_duration_s.
-    assert estimate_cell_seconds(measure, 1000.0) == pytest.approx(2 * (45 * 1.0 + 30.0) + 32)
+    assert estimate_cell_seconds(measure, 1000.0) == pytest.approx(2 * (45 * 1.0 + 30.0 + 2) + 30)
 
 
 def test_node_and_total_estimates() -> None:
@@ -167,15 +168,15 @@ def test_table_lists_every_cell_with_state_reason_and_totals() -> None:
     assert "plan-test" in table and plan.spec.contract_hash[:12] in table
 
 
-def test_job_cell_is_the_agent_job_format() -> None:
+def test_cell_carries_the_agent_job_fields() -> None:
+    # The job entry itself is CellRow.job_cell (tests/unit/test_store.py), built from these.
     cell = build_plan(parse_spec(SPEC), NODES).cells[1]
-    assert cell.job_cell("42") == {
-        "cell_id": "42",
-        "workload": "mlp",
-        "bucket": "b1",
-        "engine": "mlx",
-        "config": {"device": "cpu", "dtype": "fp32"},
-    }
+    assert (cell.workload, cell.bucket, cell.engine, dict(cell.config)) == (
+        "mlp",
+        "b1",
+        "mlx",
+        {"device": "cpu", "dtype": "fp32"},
+    )
     assert cell_key("mlp", "b1", "mlx:cpu:fp32") == cell.key
 
 

@@ -132,6 +132,11 @@ def test_bucket_without_budget_is_an_error_not_a_default(tmp_path: Path) -> None
         ("\n[measure]\nwarmup_min = 50\nwarmup_max = 10\n", "[measure]", "warmup_min (50) is above"),
         ('\n[scheduler]\non_busy = "queue"\n', "[scheduler]", 'on_busy must be "wait" or "skip"'),
         ('\n[targets]\nnodes = "local"\n', "[targets]", "nodes must be a list of non-empty strings"),
+        ("\n[measure]\ncooldown_s = -1\n", "[measure]", "cooldown_s must be >= 0, got -1"),
+        ("\n[measure]\nmax_duration_s = 0\n", "[measure]", "max_duration_s must be > 0"),
+        ("\n[scheduler]\nretry_backoff_s = -0.5\n", "[scheduler]", "retry_backoff_s must be >= 0"),
+        # The agent refuses p99 below its 662-sample floor: caught here, not as bad_job per cell.
+        ("\n[measure]\np99 = true\nmax_samples = 500\n", "[measure]", "max_samples (500) is below 662"),
     ],
 )
 def test_bad_types_and_values_name_the_field(

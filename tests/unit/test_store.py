@@ -3,6 +3,7 @@ round-trips, cell bookkeeping for resume, commit-per-batch durability and reader
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import stat
 import struct
@@ -403,6 +404,22 @@ def test_probes_nodes_and_artifacts(store: Store, spec: SweepSpec) -> None:
     store.add_artifact("sha-1", "mlp", {"files": {"weights.npz": "ab"}})
     store.add_artifact("sha-1", "mlp", {"files": {"other": "cd"}})  # content-addressed: first wins
     assert store.artifact("sha-1") == {"files": {"weights.npz": "ab"}} and store.artifact("nope") is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT node, phase, taken_at, facts FROM probes WHERE run_id = 1 ORDER BY id",
+        "SELECT id FROM cells WHERE run_id = 1 AND state IN ('pending') ORDER BY id",
+        "SELECT ns FROM samples WHERE cell_id = 1 AND attempt = 1 ORDER BY batch_seq",
+        "SELECT node, t_ns FROM thermal WHERE run_id = 1 ORDER BY node, t_ns, id",
+        "SELECT gate FROM gates WHERE run_id = 1 ORDER BY id",
+    ],
+)
+def test_per_run_and_per_cell_reads_use_an_index(store: Store, query: str) -> None:
+    """A store holding many runs must not scan every row to read one run or cell."""
+    plan = [row[-1] for row in store._conn.execute("EXPLAIN QUERY PLAN " + query)]
+    assert plan and all(re.match(r"SEARCH \w+ USING ", step) for step in plan if "B-TREE" not in step), plan
 
 
 def test_thermal_timeline(store: Store, spec: SweepSpec) -> None:
