@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -158,6 +158,7 @@ async def probe_and_print(
     out: IO[str],
     err: IO[str],
     connections: FleetConnections | None = None,
+    on_result: Callable[[ProbeResult], None] | None = None,
 ) -> int:
     """Probe, print each result as it arrives, then the summary. Returns the exit code."""
     from fleet_tui.probe import probe_fleet
@@ -170,6 +171,8 @@ async def probe_and_print(
     async with contextlib.aclosing(probe_fleet(nodes, settings, connections)) as stream:
         async for result in stream:
             results.append(result)
+            if on_result is not None:
+                on_result(result)
             if as_json:
                 print(json.dumps({"type": "result", **result.to_dict()}, default=str), file=out, flush=True)
             else:
@@ -185,11 +188,39 @@ def cmd_probe(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
-    return asyncio.run(
+    results: list[ProbeResult] = []
+    code = asyncio.run(
         probe_and_print(
-            nodes, settings_from_args(args), as_json=bool(args.json), out=sys.stdout, err=sys.stderr
+            nodes,
+            settings_from_args(args),
+            as_json=bool(args.json),
+            out=sys.stdout,
+            err=sys.stderr,
+            on_result=results.append,
         )
     )
+    record_facts(args.db, results, err=sys.stderr)
+    return code
+
+
+def record_facts(db_arg: str | None, results: Sequence[ProbeResult], *, err: IO[str]) -> None:
+    """Keep every probed node's facts in the store: `sweep --dry-run` plans unsupported cells
+    from them. A store that cannot be written costs the operator a warning, never the probe."""
+    from fleet_tui.paths import resolve_db_path
+    from fleet_tui.store import Store, StoreError
+
+    probed = [r for r in results if r.ok and r.facts]
+    if not probed:
+        return
+    path = resolve_db_path(db_arg)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with Store.open(path) as store:
+            for result in probed:
+                assert result.facts is not None
+                store.add_probe(result.node.name, result.facts)
+    except (OSError, StoreError) as exc:
+        print(f"warning: facts not recorded in {path}: {exc}", file=err)
 
 
 # -- deploy ------------------------------------------------------------------------------------

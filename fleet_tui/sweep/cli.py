@@ -98,10 +98,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             existing = _existing_store(args.db)
         except StoreError as exc:
             return _fail(str(exc))
+        facts: dict[str, dict[str, Any]] = {}
         if existing is not None:
             with existing:
-                plan = build_plan(spec, inventory, existing.latest_facts(plan.nodes))
+                facts = existing.latest_facts(plan.nodes)
+                plan = build_plan(spec, inventory, facts)
         print(plan.table())
+        unknown = [node for node in plan.nodes if node not in facts]
+        if unknown:
+            print(
+                f"facts unknown for {', '.join(unknown)}: cells they cannot run (e.g. Core ML off macOS) "
+                "show as pending here; `fleet-tui probe` records them"
+            )
         return 0
 
     try:

@@ -154,6 +154,30 @@ def test_malformed_spec_is_one_clear_error_and_writes_nothing(
     assert not db.exists()
 
 
+def test_probe_records_facts_so_the_dry_run_knows_unsupported_cells(
+    sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without facts the dry run cannot know Core ML is unsupported off macOS, and says so;
+    `fleet-tui probe` records them in the store, and the next dry run marks the cell."""
+    engines = 'numpy = [{ dtype = "fp64" }]\ncoreml = [{ compute_units = "all", precision = "fp16" }]'
+    spec = spec_text(engines=engines, nodes=["local"])
+    inventory, spec_path, db = write_setup(tmp_path, [local_node()], spec)
+    dry_run = ["sweep", str(spec_path), "--inventory", str(inventory), "--db", str(db), "--dry-run"]
+
+    before = run_cli(dry_run, sweep_env)
+    assert before.returncode == 0, before.stderr
+    assert "facts unknown for local" in before.stdout and "0 unsupported" in before.stdout
+
+    probed = run_cli(["probe", "--inventory", str(inventory), "--db", str(db)], sweep_env)
+    assert probed.returncode == 0, probed.stdout + probed.stderr
+
+    after = run_cli(dry_run, sweep_env)
+    assert after.returncode == 0, after.stderr
+    coreml_row = next(line for line in after.stdout.splitlines() if "coreml:all:fp16" in line)
+    assert "unsupported" in coreml_row and "needs macOS" in coreml_row
+    assert "facts unknown" not in after.stdout
+
+
 def test_dry_run_prints_the_plan_and_writes_nothing(sweep_env: dict[str, str], tmp_path: Path) -> None:
     spec = spec_text(workloads=(("mlp", (("b1", 2.0), ("b8", 3.0))),), nodes=["local"])
     inventory, spec_path, db = write_setup(tmp_path, [local_node()], spec)
