@@ -21,34 +21,56 @@ EXIT_INCOMPLETE = 3
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _add_common(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+def _unset(default: object, command: bool) -> object:
+    """A command's copy of a global option must not reset the value given before the command
+    (`fleet-tui --inventory X probe`): argparse copies subparser defaults over it."""
+    return argparse.SUPPRESS if command else default
+
+
+def _add_common(
+    parser: argparse.ArgumentParser,
+    *,
+    json_flag: bool = True,
+    command: bool = True,
+    json_help: str = "one JSON object per line",
+) -> None:
     parser.add_argument(
         "--inventory",
         metavar="PATH",
+        default=_unset(None, command),
         help="inventory TOML file or folder of them (default: $FLEET_TUI_INVENTORY, "
         "./inventory/local.toml, then the embedded local-machine inventory)",
     )
     parser.add_argument(
-        "--db", metavar="PATH", help="SQLite store (default: $FLEET_TUI_DB or the user data dir)"
+        "--db",
+        metavar="PATH",
+        default=_unset(None, command),
+        help="SQLite store (default: $FLEET_TUI_DB or the user data dir)",
     )
     if json_flag:
-        parser.add_argument("--json", action="store_true", help="one JSON object per line")
+        parser.add_argument("--json", action="store_true", help=json_help)
 
 
-def _add_ssh(parser: argparse.ArgumentParser) -> None:
+def _add_ssh(parser: argparse.ArgumentParser, *, command: bool = True) -> None:
     parser.add_argument(
         "--accept-new-host-keys",
         action="store_true",
+        default=_unset(False, command),
         help="trust host keys of nodes never seen before (fingerprints are printed); "
         "a changed key is always refused",
     )
     parser.add_argument(
         "--known-hosts",
         metavar="PATH",
+        default=_unset(None, command),
         help="known_hosts file to check and extend (default: ~/.ssh/known_hosts)",
     )
     parser.add_argument(
-        "--connect-timeout", type=float, default=10.0, metavar="S", help="per-node connect timeout"
+        "--connect-timeout",
+        type=float,
+        default=_unset(10.0, command),
+        metavar="S",
+        help="per-node connect timeout in seconds (default: 10)",
     )
 
 
@@ -69,9 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fleet-tui",
         description="Benchmark Core ML and MLX identically across a fleet of Apple Silicon Macs. "
         "With no command, opens the TUI.",
+        epilog="exit codes: 0 ok, 1 a gate failed, 2 bad input or config, 3 incomplete (node faults), "
+        "130 interrupted (resume with: fleet-tui sweep --resume RUN)",
     )
-    _add_common(parser, json_flag=False)
-    _add_ssh(parser)
+    _add_common(parser, json_flag=False, command=False)
+    _add_ssh(parser, command=False)
     parser.set_defaults(handler=_lazy("fleet_tui.app.main", "run_app"))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -100,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.set_defaults(handler=_lazy("fleet_tui.sweep.cli", "cmd_sweep"))
 
     runs = commands.add_parser("runs", help="list stored runs with status and gate summary")
-    _add_common(runs)
+    _add_common(runs, json_help="a JSON list of runs, each with its id")
     runs.set_defaults(handler=_lazy("fleet_tui.sweep.cli", "cmd_runs"))
 
     return parser

@@ -84,10 +84,27 @@ def _clip(text: object, width: int) -> str:
     return value if len(value) <= width else value[: width - 1] + "…"
 
 
+_OS_NAMES = {"macos": "macOS", "linux": "Linux"}
+
+
+def _os_short(facts: dict[str, Any]) -> str:
+    """ "macOS 14.5", or "Linux 6.1.0" (the kernel: a distribution name does not fit), as the TUI."""
+    os_name = facts.get("os")
+    if not os_name:
+        return ""
+    kernel = facts.get("kernel")
+    if os_name != "macos" and kernel:
+        version: object = str(kernel).split("-")[0]
+    else:
+        version = facts.get("os_version")
+    pretty = _OS_NAMES.get(str(os_name), str(os_name))
+    return f"{pretty} {version}" if version else pretty
+
+
 def format_probe_line(result: ProbeResult, name_width: int) -> str:
     """One aligned human line: name, chip, cores, memory, OS, thermal, load, RTT, status."""
     facts = result.facts or {}
-    os_text = " ".join(str(x) for x in (facts.get("os"), facts.get("os_version")) if x)
+    os_text = _os_short(facts)
     rtt = f"{result.rtt_ms:.1f}ms" if result.rtt_ms is not None else "-"
     if result.ok:
         status = "ok"

@@ -327,7 +327,12 @@ class Store:
         this code.
         """
         db_path = resolve_db_path(path)
-        db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # e.g. a path component is a file, or no permission
+            raise StoreError(
+                f"{db_path}: cannot create its folder {db_path.parent}: {exc.strerror or exc}"
+            ) from None
         try:
             # Create the file ourselves so it is never readable by others, not even briefly.
             fd = os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

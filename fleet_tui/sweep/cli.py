@@ -87,6 +87,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 f"--resume {resume}: node(s) {', '.join(missing)} of the run are not in the inventory"
             )
         targets = [n for n in inventory if n.name in {c.node for c in unfinished}]
+        if not unfinished and record.status == "complete" and not (args.junit or args.json):
+            # Re-running the scheduler would only restamp the finished run (its duration grew).
+            # --json / --junit still go through it: scripts expect its sweep_finished line / file.
+            store.close()
+            print(f"run {resume} is already complete: nothing to resume (`fleet-tui runs` shows it)")
+            return record.exit_code if record.exit_code is not None else 0
         if args.dry_run:
             print(f"run {resume}: {len(unfinished)} unfinished cell(s) would run:")
             for cell in unfinished:
@@ -112,6 +118,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         return 0
 
+    if store is None:
+        # Open (create) the store before building artifacts: a bad --db fails at once, exit 2.
+        from fleet_tui.store import Store
+
+        try:
+            store = Store.open(args.db)
+        except StoreError as exc:
+            return _fail(str(exc))
     try:
         return asyncio.run(_sweep(args, spec, targets, resume, store, settings_from_args(args)))
     finally:
@@ -275,10 +289,21 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
     )
     for verdict in result.report.failures:
         print(f"  GATE FAILED {verdict.gate}: {verdict.detail}", file=out)
-    for cell in result.problem_cells[:50]:
-        print(f"  {cell.state.upper()} {cell.node} {cell.key}: {cell.reason or ''}".rstrip(), file=out)
-    if len(result.problem_cells) > 50:
-        print(f"  ... and {len(result.problem_cells) - 50} more", file=out)
+    # One line per (state, node, reason): a node that is down loses every cell for one reason,
+    # and repeating a long host-key message per cell buries it.
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for cell in result.problem_cells:
+        reason = cell.reason or ("not started" if cell.state == "pending" else "no reason recorded")
+        groups.setdefault((cell.state, cell.node, reason), []).append(cell.key)
+    for (state, node, reason), keys in list(groups.items())[:50]:
+        if len(keys) == 1:
+            what = keys[0]
+        else:
+            shown = ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
+            what = f"{len(keys)} cells ({shown})"
+        print(f"  {state.upper()} {node} {what}: {reason}", file=out)
+    if len(groups) > 50:
+        print(f"  ... and {len(groups) - 50} more", file=out)
     if result.status == "interrupted":
         sig = result.interrupted_signal or "a signal"
         print(

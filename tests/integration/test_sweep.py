@@ -188,3 +188,78 @@ def test_dry_run_prints_the_plan_and_writes_nothing(sweep_env: dict[str, str], t
     assert "mlp/b1/numpy:fp64" in result.stdout and "mlp/b8/numpy:fp64" in result.stdout
     assert "total: ~" in result.stdout
     assert not db.exists()
+
+
+def test_an_unusable_db_fails_at_once_with_one_line(sweep_env: dict[str, str], tmp_path: Path) -> None:
+    """A --db that cannot be created is bad input (exit 2) reported before any artifact build."""
+    inventory, spec_path, _ = write_setup(tmp_path, [local_node()], spec_text(nodes=["local"]))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    db = blocker / "fleet.db"
+    result = run_cli(["sweep", str(spec_path), "--inventory", str(inventory), "--db", str(db)], sweep_env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(db) in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert "building artifacts" not in result.stdout
+
+
+def test_resuming_a_complete_run_changes_nothing(sweep_env: dict[str, str], tmp_path: Path) -> None:
+    from fleet_tui.sweep.plan import build_plan
+    from fleet_tui.sweep.spec import parse_spec
+
+    spec_toml = spec_text(nodes=["local"])
+    inventory, _, db = write_setup(tmp_path, [local_node()], spec_toml)
+    with Store.open(db) as store:
+        run_id = store.create_run(parse_spec(spec_toml, source="spec.toml"))
+        for cell_id in store.add_cells(run_id, build_plan(parse_spec(spec_toml), [local_node()]).cells):
+            store.mark_cell(cell_id, "done")
+        store.set_run_status(run_id, "complete", exit_code=1)
+        before = store.run(run_id)
+
+    result = run_cli(
+        ["sweep", "--resume", str(run_id), "--inventory", str(inventory), "--db", str(db)], sweep_env
+    )
+    assert result.returncode == 1, result.stdout + result.stderr  # the stored verdict
+    assert f"run {run_id} is already complete: nothing to resume" in result.stdout
+    assert "building artifacts" not in result.stdout
+    with Store.open(db) as store:
+        assert store.run(run_id).finished_at == before.finished_at
+
+
+def test_summary_names_why_each_problem_cell_has_no_result() -> None:
+    import dataclasses
+    import io
+
+    from fleet_tui.analysis.gates import GateReport
+    from fleet_tui.store import CellRow
+    from fleet_tui.sweep.cli import print_result
+    from fleet_tui.sweep.runner import SweepResult
+
+    def cell(key: str, state: str, reason: str | None) -> CellRow:
+        return CellRow(1, 1, "local", "mlp", "b1", "numpy", {}, key, state, 0, reason, None, None)
+
+    result = SweepResult(
+        run_id=7,
+        status="interrupted",
+        exit_code=130,
+        report=GateReport(()),
+        cells={"pending": 2},
+        nodes={},
+        wall_s=1.0,
+        problem_cells=[cell("mlp/b1/a", "pending", None), cell("mlp/b1/b", "pending", "interrupted")],
+    )
+    out = io.StringIO()
+    print_result(result, out)
+    lines = out.getvalue().splitlines()
+    assert "  PENDING local mlp/b1/a: not started" in lines
+    assert "  PENDING local mlp/b1/b: interrupted" in lines
+    assert not any(line.endswith(":") for line in lines)
+
+    # A node that is down loses every cell for one reason: said once, not once per cell.
+    down = "host_key_unknown: unknown host key for [10.0.0.9]:22 (ssh-ed25519 SHA256:abc)"
+    keys = [f"mlp/b{i}/numpy:fp64" for i in range(5)]
+    lost = dataclasses.replace(result, problem_cells=[cell(k, "lost", down) for k in keys])
+    out = io.StringIO()
+    print_result(lost, out)
+    assert out.getvalue().count(down) == 1, out.getvalue()
+    assert f"  LOST local 5 cells ({keys[0]}, {keys[1]}, {keys[2]}, …): {down}" in out.getvalue()

@@ -29,6 +29,7 @@ from fleet_tui.app.screens.hostkey import HostKeyDialog
 from fleet_tui.app.widgets.node_detail import NodeDetail
 from fleet_tui.app.widgets.node_table import CHIP_WIDTH, COLUMNS, NodeTable
 from fleet_tui.inventory import Node
+from fleet_tui.transport.base import SshSettings
 from node_agent.facts import collect_facts
 
 Settle = Callable[[Pilot[Any]], Awaitable[None]]
@@ -116,6 +117,23 @@ async def test_rows_show_chip_and_ok_for_every_node(
         ok_style = screen_of(app).query_one(NodeTable).get_cell(nodes[0].name, "status").style
         assert isinstance(ok_style, Style) and ok_style.color is not None
         assert ok_style.color.triplet == Color.parse(app.theme_variables["success"]).rich_color.triplet
+
+
+async def test_status_stays_in_view_on_a_narrow_terminal(
+    local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    """At 100 columns the table scrolls sideways; the status (ok / the error kind) must not."""
+    app = FleetApp([local_node], SshSettings(known_hosts=tmp_path / "known_hosts", ssh_config=None))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = screen_of(app).query_one(NodeTable)
+        assert cell(app, local_node.name, "status") == "ok"
+        right_edge = 0
+        for column in table.ordered_columns:
+            right_edge += column.get_render_width(table)
+            if column.key.value == "status":
+                break
+        assert right_edge <= table.scrollable_content_region.width, (right_edge, table.size)
 
 
 @pytest.mark.sshd

@@ -159,6 +159,14 @@ def test_a_file_that_is_not_sqlite_is_a_store_error(tmp_path: Path) -> None:
         Store.open(path)
 
 
+def test_a_db_folder_that_cannot_be_created_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # Works even as root (a permission-based test would not): a file blocks the folder.
+    with pytest.raises(StoreError, match=r"cannot create its folder .*a-file"):
+        Store.open(blocker / "sub" / "fleet.db")
+
+
 # --- runs and cells -------------------------------------------------------------------------------
 
 

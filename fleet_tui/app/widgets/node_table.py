@@ -25,6 +25,8 @@ from fleet_tui.app.node_state import (
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "name"),
+    # Status next to the name: on a narrow terminal the right-hand columns scroll out of view.
+    ("status", "status"),
     ("tier", "tier"),
     ("chip", "chip"),
     ("cores", "cores P/E"),
@@ -36,7 +38,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("load", "load"),
     ("agent", "agent"),
     ("rtt", "RTT"),
-    ("status", "status"),
 )
 """(column key, header label), in display order."""
 
