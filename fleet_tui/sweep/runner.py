@@ -67,6 +67,17 @@ TERMINATE_BUDGET_S: Final = 15.0
 
 MEASURED_OK: Final = frozenset({"done", "unsupported"})
 
+NEVER_RETRIED: Final = frozenset(
+    {
+        NodeErrorKind.HOST_KEY_UNKNOWN,
+        NodeErrorKind.HOST_KEY_CHANGED,
+        NodeErrorKind.AUTH_FAILED,
+        NodeErrorKind.CONFIG,
+    }
+)
+"""Node errors that waiting cannot cure: the operator must act (trust a key, fix the inventory),
+then `--resume` the run."""
+
 
 class Interrupted(Exception):
     """The sweep was stopped (SIGINT / SIGTERM) while `what` was under way."""
@@ -256,7 +267,7 @@ class SweepScheduler:
                 report.error = f"{exc.kind}: {exc.message}"
                 self._close_job(node, job, "lost", report.error)
                 await self.connections.drop(node)
-                if attempt >= scheduler.max_attempts:
+                if attempt >= scheduler.max_attempts or exc.kind in NEVER_RETRIED:
                     report.lost = True
                     return False
                 pause = min(BACKOFF_CAP_S, scheduler.retry_backoff_s * 2 ** (attempt - 1))
@@ -418,11 +429,16 @@ class SweepScheduler:
                 return
             cell = self._cell(job, event)
             run = event.get("run")
-            run_text = f" run {int(run) + 1}/{self.spec.measure.runs}" if isinstance(run, int) else ""
+            phase, done, total = event.get("phase"), event.get("done"), event.get("total")
+            if phase == "run" and isinstance(done, int):
+                text = f"{cell.key} run {done + 1}/{total} starting"  # the agent counts runs from 0
+            else:
+                run_text = f" run {int(run) + 1}/{self.spec.measure.runs}" if isinstance(run, int) else ""
+                text = f"{cell.key}{run_text} {phase} {done}/{total}"
             self.progress.emit(
                 "cell_progress",
                 node=node.name,
-                message=f"{cell.key}{run_text} {event.get('phase')} {event.get('done')}/{event.get('total')}",
+                message=text,
                 cell=cell.key,
                 phase=event.get("phase"),
                 run=run,

@@ -223,3 +223,35 @@ def _gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def test_unknown_host_key_is_not_retried_and_resume_completes_once_trusted(
+    sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Waiting cannot cure an untrusted host key: the node's cells are lost at the first attempt
+    (no retry), the other node finishes, and after the operator trusts the key `--resume` runs
+    only that node's cells."""
+    fleet = sshd_fleet(2)
+    known_hosts = fleet.empty_known_hosts()
+    known_hosts.write_text(fleet.known_hosts.read_text().splitlines()[0] + "\n")  # trust ssh0 only
+    spec = spec_text(scheduler='on_busy = "skip"\nmax_attempts = 3\nretry_backoff_s = 0.2')
+    inventory, spec_path, db = write_setup(tmp_path, fleet.nodes, spec)
+    args = [*sweep_args(spec_path, inventory, db, None), "--known-hosts", str(known_hosts)]
+
+    sweep = Sweep(args, sweep_env)
+    assert sweep.finish() == 3, sweep.output
+    assert not [e for e in sweep.events if e.get("event") == "retry"], sweep.output
+    run_id = sweep.final["run_id"]
+    with Store.open(db) as store:
+        by_node = {c.node: c for c in store.cells_for(run_id)}
+    assert by_node["ssh0"].state == "done"
+    assert by_node["ssh1"].state == "lost" and "host_key_unknown" in (by_node["ssh1"].reason or "")
+
+    known_hosts.write_text(fleet.known_hosts.read_text())  # the operator trusts ssh1's key
+    resumed = Sweep(
+        [*sweep_args(None, inventory, db, None, "--resume", str(run_id)), "--known-hosts", str(known_hosts)],
+        sweep_env,
+    )
+    assert resumed.finish() == 0, resumed.output
+    with Store.open(db) as store:
+        assert {c.node: c.state for c in store.cells_for(run_id)} == {"ssh0": "done", "ssh1": "done"}
