@@ -11,6 +11,7 @@ key order, formatting and comments, and changes when a shape or a budget changes
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -134,23 +135,10 @@ class MeasureSpec:
     numeric: bool = True
 
     def to_job(self) -> dict[str, Any]:
-        """The `measure` object of an agent job (sustained time in seconds)."""
-        return {
-            "runs": self.runs,
-            "warmup_min": self.warmup_min,
-            "warmup_max": self.warmup_max,
-            "min_samples": self.min_samples,
-            "min_duration_s": self.min_duration_s,
-            "max_duration_s": self.max_duration_s,
-            "max_samples": self.max_samples,
-            "epsilon": self.epsilon,
-            "check_every": self.check_every,
-            "p99": self.p99,
-            "sustained_s": self.sustained_minutes * 60.0,
-            "cooldown_s": self.cooldown_s,
-            "wait_nominal_s": self.wait_nominal_s,
-            "numeric": self.numeric,
-        }
+        """The `measure` object of an agent job: the same fields, sustained time in seconds."""
+        job = dataclasses.asdict(self)
+        job["sustained_s"] = job.pop("sustained_minutes") * 60.0
+        return job
 
 
 @dataclass(frozen=True)
