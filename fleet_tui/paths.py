@@ -1,4 +1,11 @@
-"""Where fleet-tui keeps its data on the controller (XDG base directories)."""
+"""Every location fleet-tui uses on the controller, and their environment overrides, in one place.
+
+- the store: `--db` > $FLEET_TUI_DB > $XDG_DATA_HOME/fleet-tui/fleet.db > ~/.local/share/fleet-tui/fleet.db
+- the cache: $FLEET_TUI_CACHE > $XDG_CACHE_HOME/fleet-tui > ~/.cache/fleet-tui, holding
+  `artifacts/` (built model packages) and `agent/` (the agent zipapp)
+
+Any layer may import this module (it is stdlib only and does no I/O).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,9 @@ from pathlib import Path
 
 DB_ENV = "FLEET_TUI_DB"
 """Environment variable naming the SQLite store; wins over the user data dir."""
+
+CACHE_ENV = "FLEET_TUI_CACHE"
+"""Environment variable naming the cache root; wins over the XDG cache dir."""
 
 APP_DIR_NAME = "fleet-tui"
 
@@ -35,3 +45,24 @@ def resolve_db_path(arg: str | os.PathLike[str] | None, env: Mapping[str, str] |
     if arg is not None and str(arg) != "":
         return Path(arg).expanduser()
     return default_db_path(env)
+
+
+def cache_root(env: Mapping[str, str] | None = None) -> Path:
+    """$FLEET_TUI_CACHE, else $XDG_CACHE_HOME/fleet-tui, else ~/.cache/fleet-tui (not created here)."""
+    env = os.environ if env is None else env
+    explicit = env.get(CACHE_ENV, "")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = env.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / APP_DIR_NAME
+
+
+def artifacts_root(cache: Path | None = None) -> Path:
+    """Built model packages, content-addressed, under the cache root (or `cache`)."""
+    return (cache or cache_root()) / "artifacts"
+
+
+def agent_cache_dir(cache: Path | None = None) -> Path:
+    """The agent zipapp (agent-<sha256>.pyz) built for deploys, under the cache root (or `cache`)."""
+    return (cache or cache_root()) / "agent"

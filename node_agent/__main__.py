@@ -18,13 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from node_agent import AGENT_VERSION
-from node_agent.protocol import Emitter
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_TAMPERED = 3
-EXIT_BUSY = 4
-EXIT_INTERNAL = 5
+from node_agent.protocol import AgentExit, Emitter
 
 _PYZ_NAME = re.compile(r"agent-([0-9a-f]{16})\.pyz$")
 
@@ -87,11 +81,11 @@ def _cmd_probe(out: Emitter, argv: Sequence[str]) -> int:
     from node_agent.facts import collect_facts
 
     out.emit("facts", facts=collect_facts())
-    return EXIT_OK
+    return AgentExit.OK
 
 
 def _cmd_version(out: Emitter, argv: Sequence[str]) -> int:
-    return EXIT_OK
+    return AgentExit.OK
 
 
 def _cmd_run(out: Emitter, argv: Sequence[str]) -> int:
@@ -128,23 +122,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = COMMANDS.get(command)
     if handler is None:
         out.error("bad_command", f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
-        out.done(EXIT_BAD_INPUT)
-        return EXIT_BAD_INPUT
+        out.done(AgentExit.BAD_INPUT)
+        return AgentExit.BAD_INPUT
     sha = verify_self(out)
     if sha is None:
-        out.done(EXIT_TAMPERED)
-        return EXIT_TAMPERED
+        out.done(AgentExit.TAMPERED)
+        return AgentExit.TAMPERED
     out.emit("hello", command=command, **hello_fields(sha))
     try:
         code = handler(out, args[1:])
     except KeyboardInterrupt:
-        code = 130
+        code = AgentExit.INTERRUPTED
     except Exception as exc:  # the last line of defence: report, never a bare traceback on stdout
         import traceback
 
         traceback.print_exc(file=sys.stderr)
         out.error("internal", f"{type(exc).__name__}: {exc}")
-        code = EXIT_INTERNAL
+        code = AgentExit.INTERNAL
     out.done(code)
     return code
 

@@ -19,6 +19,7 @@ import json
 import sys
 import threading
 from collections.abc import Mapping
+from enum import IntEnum
 from typing import IO, Any, Final
 
 SCHEMA: Final = 1
@@ -39,6 +40,22 @@ EVENT_TYPES: Final = frozenset(
         "done",  # ok: bool, exit_code: int
     }
 )
+
+
+class AgentExit(IntEnum):
+    """The agent's exit codes (also `done.exit_code`). The controller reads BUSY from here."""
+
+    OK = 0
+    FAILED = 1
+    """Stopped (stdin closed, stdout broken) before the job finished."""
+    BAD_INPUT = 2
+    TAMPERED = 3
+    """The agent's archive does not match its own name (sha256)."""
+    BUSY = 4
+    """Another job holds the node's lock (a `busy` event names the holder)."""
+    INTERNAL = 5
+    INTERRUPTED = 130
+
 
 MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 """A line longer than this is garbage, not a sample batch (batches are a few hundred kB)."""

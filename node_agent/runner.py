@@ -1,6 +1,6 @@
 """The ``run`` command: one job of cells, each measured in R independent worker processes.
 
-Process model (MEASUREMENT 2.6 (8), pyperf's): the agent process reads the job, validates it,
+Process model (pyperf's, see docs/MEASUREMENT.md): the agent process reads the job, validates it,
 takes the node lock and then, for each run r in 0..R-1 and each cell in that run's order
 (a seeded shuffle rotated by r, so drift does not alias onto one bucket), spawns a FRESH
 worker process (``sys.executable -c <boot> <code root>``: the code root is the zipapp when the
@@ -8,18 +8,15 @@ agent runs from one, else the source tree) that loads the model, measures one ru
 Cold start is that fresh process's load + compile + first call. The agent relays the
 worker's events and pools the measured samples of all runs into the cell's summary.
 
-Lifecycle (TECH_BRIEF D): SIGTERM / SIGHUP / SIGINT set a stop flag and terminate the
+Lifecycle: SIGTERM / SIGHUP / SIGINT set a stop flag and terminate the
 worker; a watchdog thread keeps reading stdin after the job line and stops on EOF (the
 controller went away); a broken stdout stops too. Workers are killed on stop and the lock is
 released on every exit path. Workers themselves stop when their stdin (a pipe from the
 agent) closes, so even a SIGKILLed agent leaves no worker behind for long.
 
-Job (one JSON line on stdin)::
-
-    {"job_id": str, "artifacts": {"<workload>": "/abs/artifact/dir"},
-     "cells": [{"cell_id": str, "workload": str, "bucket": str,
-                "engine": "numpy"|"mlx"|"coreml", "config": {...}}],
-     "measure": {... node_agent.measure.MeasureSettings ...}}
+Here: the job runner (`JobRunner`: rounds, worker spawning, `cell_summary`) and the worker's
+measurement body (`_worker_run`). The job's shape and parsing live in `node_agent.job`, stopping in
+`node_agent.lifecycle`, the worker process's entry point in `node_agent.worker`.
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ import hashlib
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -40,286 +36,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from node_agent import measure, stats
+from node_agent.job import Cell, Job, JobError, check_memory, parse_job, verify_artifacts
+from node_agent.lifecycle import Stopper, start_stdin_watchdog
 from node_agent.lock import AgentLock, LockBusy, agent_home
-from node_agent.protocol import Emitter, ProtocolError, decode_event
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # stopped (stdin closed, stdout broken) before the job finished
-EXIT_BAD_INPUT = 2
-EXIT_BUSY = 4
+from node_agent.protocol import AgentExit, Emitter, ProtocolError, decode_event
+from node_agent.worker import WORKER_BOOT, close_quietly, code_root, drain_stderr
 
 CONTENDED_LOAD_PER_CORE = 1.0
 """1-min load average per core (the agent's own one process not counted) above which a node is busy."""
 CONTENDED_TOP_CPU_PERCENT = 50.0
 """Another process using more CPU than this makes the measurement `contended`."""
-MEMORY_LIMIT_ENV = "FLEET_AGENT_MEMORY_LIMIT_BYTES"
-"""Caps the memory the agent assumes available (headroom on shared nodes; tests)."""
-RUNTIME_OVERHEAD_BYTES = 64 * 1024 * 1024
-ACTIVATION_FACTOR = 64
-"""Activations are estimated as this many times the input bytes (the weights are counted apart)."""
 WORKER_TERM_GRACE_S = 5.0
-
-WORKER_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from node_agent.runner import worker_main; sys.exit(worker_main())"
-)
-
-
-class JobError(Exception):
-    """A job the agent refuses: `code` is the error event's code; the message names the field."""
-
-    def __init__(self, code: str, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
-        super().__init__(message)
-        self.code = code
-        self.exit_code = exit_code
-
-
-@dataclass(frozen=True)
-class Cell:
-    cell_id: str
-    workload: str
-    bucket: str
-    engine: str
-    config: dict[str, str]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "cell_id": self.cell_id,
-            "workload": self.workload,
-            "bucket": self.bucket,
-            "engine": self.engine,
-            "config": self.config,
-        }
-
-
-@dataclass(frozen=True)
-class Job:
-    job_id: str
-    artifacts: dict[str, str]
-    cells: list[Cell]
-    settings: measure.MeasureSettings
-
-
-# --- parsing and validation -----------------------------------------------------------------
-
-
-def _require_str(obj: dict[str, Any], key: str, where: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str) or not value:
-        raise JobError("bad_job", f"{where}{key}: a non-empty string is required, got {value!r}")
-    return value
-
-
-def parse_job(line: str) -> Job:
-    """Parse and validate the job line (structure, names, configs, settings). Raises JobError."""
-    from node_agent.engines import ENGINE_NAMES, EngineConfigError, validate_config
-    from node_agent.workloads import get_workload
-
-    if not line.strip():
-        raise JobError("bad_job", "no job on stdin: expected one JSON object on the first line")
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise JobError("bad_job", f"job line is not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(raw, dict):
-        raise JobError("bad_job", f"job must be a JSON object, got {type(raw).__name__}")
-    job_id = _require_str(raw, "job_id", "")
-    artifacts = raw.get("artifacts")
-    if not isinstance(artifacts, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in artifacts.items()
-    ):
-        raise JobError(
-            "bad_job", "artifacts: an object mapping workload name -> artifact directory is required"
-        )
-    for name, path in artifacts.items():
-        if not os.path.isabs(path):
-            raise JobError("bad_job", f"artifacts.{name}: {path!r} is not an absolute path")
-    cells_raw = raw.get("cells")
-    if not isinstance(cells_raw, list) or not cells_raw:
-        raise JobError("bad_job", "cells: a non-empty list is required")
-    try:
-        settings = measure.MeasureSettings.from_dict(raw.get("measure"))
-    except measure.SettingsError as exc:
-        raise JobError("bad_job", str(exc)) from None
-    cells: list[Cell] = []
-    seen: set[str] = set()
-    for i, cell_raw in enumerate(cells_raw):
-        where = f"cells[{i}]."
-        if not isinstance(cell_raw, dict):
-            raise JobError("bad_job", f"cells[{i}]: must be a JSON object")
-        cell_id = _require_str(cell_raw, "cell_id", where)
-        if cell_id in seen:
-            raise JobError("bad_job", f"{where}cell_id: {cell_id!r} appears twice")
-        seen.add(cell_id)
-        workload_name = _require_str(cell_raw, "workload", where)
-        try:
-            workload = get_workload(workload_name)
-        except ValueError as exc:
-            raise JobError("unknown_workload", f"{where}workload: {exc}") from None
-        bucket = _require_str(cell_raw, "bucket", where)
-        try:
-            workload.bucket(bucket)
-        except KeyError as exc:
-            raise JobError("bad_job", f"{where}bucket: {exc.args[0]}") from None
-        engine = _require_str(cell_raw, "engine", where)
-        if engine not in ENGINE_NAMES:
-            raise JobError(
-                "unknown_engine",
-                f"{where}engine: unknown engine {engine!r}; known: {', '.join(ENGINE_NAMES)}",
-            )
-        try:
-            config = validate_config(engine, cell_raw.get("config"))
-        except EngineConfigError as exc:
-            raise JobError("bad_job", f"{where}{exc}") from None
-        if workload_name not in artifacts:
-            raise JobError("bad_job", f"artifacts.{workload_name}: missing (needed by {where[:-1]})")
-        cells.append(Cell(cell_id, workload_name, bucket, engine, config))
-    return Job(job_id, dict(artifacts), cells, settings)
-
-
-def verify_artifacts(job: Job) -> dict[str, dict[str, Any]]:
-    """verify_artifact for every artifact the cells use (hash check). Raises JobError bad_artifact."""
-    from node_agent.artifacts import ArtifactError, verify_artifact
-
-    manifests: dict[str, dict[str, Any]] = {}
-    for workload in sorted({c.workload for c in job.cells}):
-        path = job.artifacts[workload]
-        try:
-            manifest = verify_artifact(Path(path))
-        except (ArtifactError, OSError, ValueError) as exc:
-            raise JobError("bad_artifact", f"artifacts.{workload}: {path}: {exc}") from None
-        manifests[workload] = dict(manifest)
-    return manifests
-
-
-def available_memory_bytes() -> int | None:
-    """Memory the agent may use: MemAvailable (Linux) or physical memory (macOS), capped by the env."""
-    available: int | None = None
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    available = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
-    if available is None:
-        try:
-            available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            available = None
-    limit = os.environ.get(MEMORY_LIMIT_ENV)
-    if limit:
-        try:
-            cap = int(limit)
-        except ValueError:
-            cap = None
-        if cap is not None:
-            available = cap if available is None else min(available, cap)
-    return available
-
-
-def estimate_memory_bytes(cell: Cell, artifact_dir: str) -> dict[str, int]:
-    """inputs + weights + an activations estimate for one cell (checked before allocating)."""
-    from node_agent.workloads import get_workload
-
-    bucket = get_workload(cell.workload).bucket(cell.bucket)
-    input_bytes = 0
-    for shape in bucket.inputs.values():
-        count = 1
-        for dim in shape:
-            count *= dim
-        input_bytes += 4 * count
-    weights_path = Path(artifact_dir) / "weights.npz"
-    weights_bytes = weights_path.stat().st_size if weights_path.exists() else 0
-    # Engines hold the npz arrays plus a converted copy (fp16/fp32/device): count weights twice.
-    activations = ACTIVATION_FACTOR * input_bytes
-    total = 2 * weights_bytes + input_bytes + activations + RUNTIME_OVERHEAD_BYTES
-    return {"inputs": input_bytes, "weights": weights_bytes, "activations": activations, "total": total}
-
-
-def check_memory(job: Job) -> None:
-    """JobError too_large when a cell's estimate exceeds the available memory."""
-    available = available_memory_bytes()
-    if available is None:
-        return
-    for cell in job.cells:
-        estimate = estimate_memory_bytes(cell, job.artifacts[cell.workload])
-        if estimate["total"] > available:
-            raise JobError(
-                "too_large",
-                f"cell {cell.cell_id} ({cell.workload}/{cell.bucket}, {cell.engine}): estimated "
-                f"{estimate['total'] / 2**20:.1f} MiB (inputs {estimate['inputs']} B, weights "
-                f"{estimate['weights']} B, activations ~{estimate['activations']} B, runtime "
-                f"{RUNTIME_OVERHEAD_BYTES // 2**20} MiB) exceeds the {available / 2**20:.1f} MiB available",
-            )
-
-
-# --- stopping -------------------------------------------------------------------------------
-
-
-class Stopper:
-    """The stop flag plus the live worker processes to terminate when it is set."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reason = ""
-        self.signum: int | None = None
-        self._workers: set[subprocess.Popen[bytes]] = set()
-        self._lock = threading.Lock()
-
-    def is_set(self) -> bool:
-        return self.event.is_set()
-
-    def stop(self, reason: str, signum: int | None = None) -> None:
-        if not self.event.is_set():
-            self.reason, self.signum = reason, signum
-            self.event.set()
-        self.terminate_workers()
-
-    def add(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._workers.add(proc)
-        if self.event.is_set():
-            self.terminate_workers()
-
-    def discard(self, proc: subprocess.Popen[bytes]) -> None:
-        with self._lock:
-            self._workers.discard(proc)
-
-    def terminate_workers(self) -> None:
-        with self._lock:
-            workers = list(self._workers)
-        for proc in workers:
-            if proc.poll() is None:
-                try:
-                    proc.terminate()
-                except OSError:
-                    pass
-
-    def install_signal_handlers(self) -> None:
-        def handler(signum: int, frame: object) -> None:
-            self.stop(f"received {signal.Signals(signum).name}", signum)
-
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, handler)
-
-
-def start_stdin_watchdog(stream: IO[str], stopper: Stopper) -> threading.Thread:
-    """A daemon thread that keeps reading `stream` and stops the job at EOF."""
-
-    def watch() -> None:
-        try:
-            while stream.readline():
-                pass
-        except (OSError, ValueError):
-            pass
-        stopper.stop("stdin closed (the controller went away)")
-
-    thread = threading.Thread(target=watch, name="stdin-watchdog", daemon=True)
-    thread.start()
-    return thread
-
 
 # --- per-cell state in the agent -------------------------------------------------------------
 
@@ -425,8 +152,8 @@ class JobRunner:
                 break
         if self.stopper.is_set():
             self.out.error("stopped", f"job {self.job.job_id} stopped: {self.stopper.reason}")
-            return 128 + self.stopper.signum if self.stopper.signum else EXIT_FAILED
-        return EXIT_OK
+            return 128 + self.stopper.signum if self.stopper.signum else AgentExit.FAILED
+        return AgentExit.OK
 
     def _wait_nominal(self, state: CellState, conditions: dict[str, Any]) -> dict[str, Any]:
         limit = self.job.settings.wait_nominal_s
@@ -494,7 +221,7 @@ class JobRunner:
         self.stopper.add(proc)
         self.worker_pids.append(proc.pid)
         stderr_tail: deque[str] = deque(maxlen=40)
-        drain = threading.Thread(target=_drain_stderr, args=(proc, stderr_tail), daemon=True)
+        drain = threading.Thread(target=drain_stderr, args=(proc, stderr_tail), daemon=True)
         drain.start()
         self.out.emit(
             "progress",
@@ -534,14 +261,14 @@ class JobRunner:
         finally:
             if self.stopper.is_set() and proc.poll() is None:
                 proc.terminate()
-            _close_quietly(proc.stdin)
+            close_quietly(proc.stdin)
             try:
                 code = proc.wait(timeout=WORKER_TERM_GRACE_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait()
             drain.join(timeout=2)
-            _close_quietly(proc.stdout)
+            close_quietly(proc.stdout)
             self.stopper.discard(proc)
         if self.stopper.is_set():
             return None
@@ -668,34 +395,6 @@ def _small_run(record: dict[str, Any]) -> dict[str, Any]:
     return small
 
 
-def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
-    """Forward a worker's stderr to the agent's (logs) and keep its tail for failure reasons."""
-    assert proc.stderr is not None
-    for raw in proc.stderr:
-        text = raw.decode("utf-8", "replace")
-        tail.append(text)
-        try:
-            sys.stderr.write(text)
-        except (OSError, ValueError):
-            pass
-    _close_quietly(proc.stderr)
-
-
-def _close_quietly(stream: IO[bytes] | None) -> None:
-    if stream is not None:
-        try:
-            stream.close()
-        except OSError:
-            pass
-
-
-def code_root() -> str:
-    """The sys.path entry holding node_agent: the zipapp, or the source tree's root."""
-    import node_agent
-
-    return os.path.dirname(os.path.dirname(os.path.abspath(node_agent.__file__)))
-
-
 # --- the run command ------------------------------------------------------------------------
 
 
@@ -708,7 +407,7 @@ def run_job_from_stdin(out: Emitter, stdin: IO[str] | None = None) -> int:
         line = stream.readline()
     except (OSError, UnicodeDecodeError) as exc:
         out.error("bad_job", f"cannot read the job from stdin: {exc}")
-        return EXIT_BAD_INPUT
+        return AgentExit.BAD_INPUT
     try:
         job = parse_job(line)
     except JobError as exc:
@@ -719,7 +418,7 @@ def run_job_from_stdin(out: Emitter, stdin: IO[str] | None = None) -> int:
         lock.acquire()
     except LockBusy as exc:
         out.emit("busy", holder=exc.holder)
-        return EXIT_BUSY
+        return AgentExit.BUSY
     try:
         if lock.took_over is not None:
             out.warning("stale_lock", f"took over a stale lock: {json.dumps(lock.took_over)}")
@@ -756,36 +455,6 @@ def _first_load_marker(subjob: dict[str, Any], manifest: dict[str, Any]) -> bool
         return False
     os.close(fd)
     return True
-
-
-def worker_main() -> int:
-    """One run of one cell in this fresh process (spawned by JobRunner; job line on stdin)."""
-    # Libraries sometimes print to stdout; the protocol stream keeps its own fd, fd 1 goes to stderr.
-    protocol_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
-    out = Emitter(open(protocol_fd, "w", encoding="utf-8", closefd=True))  # noqa: SIM115
-    stopper = Stopper()
-    stopper.install_signal_handlers()
-    line = sys.stdin.readline()
-    try:
-        subjob = json.loads(line)
-    except json.JSONDecodeError:
-        out.error("bad_job", "worker: no sub-job on stdin")
-        return EXIT_BAD_INPUT
-    start_stdin_watchdog(sys.stdin, stopper)
-    cell = subjob["cell"]
-    try:
-        result = _worker_run(subjob, out, stopper)
-    except Exception as exc:
-        import traceback
-
-        traceback.print_exc(file=sys.stderr)
-        result = {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "summary": {}}
-    if stopper.is_set() and result.get("status") == "ok":
-        return EXIT_FAILED
-    out.emit("cell_result", cell_id=cell["cell_id"], **result)
-    return EXIT_OK
 
 
 def _worker_run(subjob: dict[str, Any], out: Emitter, stopper: Stopper) -> dict[str, Any]:

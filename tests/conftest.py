@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # for `sshd` (tests/ i
 
 from sshd import SshdFleet, sshd_missing_reason  # noqa: E402
 
-from fleet_tui.inventory import Node  # noqa: E402
+from fleet_tui.config.inventory import Node  # noqa: E402
 
 SshdFleetFactory = Callable[[int], SshdFleet]
 

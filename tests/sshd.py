@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from fleet_tui.inventory import Node
-from fleet_tui.transport.base import SshSettings
+from fleet_tui.config.inventory import Node
+from fleet_tui.fleet.transport.base import SshSettings
 
 SSHD = Path("/usr/sbin/sshd")
 SSH_KEYGEN = "ssh-keygen"

@@ -15,7 +15,7 @@ from typing import Any
 
 from sshd import SshdFleet
 
-from fleet_tui.inventory import Node, save_inventory
+from fleet_tui.config.inventory import Node, save_inventory
 
 RUNNING: list[subprocess.Popen[str]] = []
 """Sweeps started by tests; the integration conftest kills any still running after each test."""

@@ -20,50 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
+
+from fleet_tui.model.gates import CellOutcome, GateVerdict, Verdict
 
 if TYPE_CHECKING:
-    from fleet_tui.sweep.spec import GateSpec
-
-Verdict = Literal["pass", "fail", "skipped"]
+    from fleet_tui.config.spec import GateSpec
 
 GATES: Final = ("coreml_regression", "thermal_drift", "over_budget", "numeric_drift")
-
-
-@dataclass(frozen=True)
-class CellOutcome:
-    """What the gates read about one cell: where it ran, its final state and its summary."""
-
-    cell_id: int
-    node: str
-    workload: str
-    bucket: str
-    engine: str
-    config: Mapping[str, str]
-    key: str
-    state: str
-    """Cell state in the store: done, unsupported, failed, lost, pending, running."""
-    reason: str | None = None
-    summary: Mapping[str, Any] | None = None
-
-    @property
-    def precision(self) -> str:
-        return self.config.get("dtype") or self.config.get("precision") or ""
-
-
-@dataclass(frozen=True)
-class GateVerdict:
-    gate: str
-    verdict: Verdict
-    node: str
-    workload: str
-    bucket: str
-    cell_id: int | None
-    cell_key: str | None
-    detail: str
-    value: float | None = None
-    """The measured figure the gate compared (a ratio, or ms for over_budget)."""
-    threshold: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from textual.app import App
 from textual.binding import Binding
 
 from fleet_tui.app.screens.fleet import FleetScreen
-from fleet_tui.inventory import Node, load_inventory
-from fleet_tui.probe import FleetConnections
-from fleet_tui.transport.base import SshSettings
+from fleet_tui.config.inventory import Node, load_inventory
+from fleet_tui.fleet.session import FleetConnections
+from fleet_tui.fleet.transport.base import SshSettings
 
 
 class FleetApp(App[int]):

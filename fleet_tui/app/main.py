@@ -10,10 +10,8 @@ import argparse
 import sys
 
 # The headless commands' reading of the shared SSH flags: the TUI must connect exactly as they do.
-from fleet_tui.fleet_commands import settings_from_args as settings_from_args
-
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
+from fleet_tui.config.settings import settings_from_args
+from fleet_tui.model.exit_codes import ExitCode
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -22,7 +20,7 @@ def run_app(args: argparse.Namespace) -> int:
     Exit 2 (without starting the TUI) for a bad inventory or an empty one, with the reason
     on stderr.
     """
-    from fleet_tui.inventory import InventoryError, load_inventory, resolve_inventory_path
+    from fleet_tui.config.inventory import InventoryError, load_inventory, resolve_inventory_path
     from fleet_tui.paths import resolve_db_path
 
     path = resolve_inventory_path(getattr(args, "inventory", None))
@@ -30,14 +28,14 @@ def run_app(args: argparse.Namespace) -> int:
         nodes = load_inventory(path)
     except InventoryError as exc:
         print(f"fleet-tui: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     if not nodes:
         print(f"fleet-tui: {path}: the inventory has no [[node]] entries", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
 
     from fleet_tui.app.app import FleetApp
 
     app = FleetApp(nodes, settings_from_args(args), db_path=resolve_db_path(getattr(args, "db", None)))
     app.run()
     # return_code is 1 when the app died of an exception, 0 (or None) after a normal quit.
-    return app.return_code or EXIT_OK
+    return app.return_code or ExitCode.OK

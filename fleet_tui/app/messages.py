@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from fleet_tui.probe import ProbeResult
+    from fleet_tui.fleet.probe import ProbeResult
 
 
 @dataclass

@@ -25,19 +25,20 @@ import secrets
 import shlex
 import sys
 import tarfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from fleet_tui.transport.base import NodeError, NodeErrorKind, Transport, clip_tail
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, Transport, clip_tail
+from fleet_tui.paths import artifacts_root
+from node_agent.engines import precision_of
 from node_agent.protocol import ProtocolError, decode_event
 
 if TYPE_CHECKING:
-    from fleet_tui.sweep.spec import EngineConfig
+    from fleet_tui.config.spec import EngineConfig
 
-CACHE_ENV: Final = "FLEET_TUI_CACHE"
 REMOTE_ARTIFACTS_DIR: Final = ".fleet-agent/artifacts"
 """Under the node's $HOME."""
 BUILD_SEED: Final = 0
@@ -61,21 +62,6 @@ class Artifact:
     """True when the build was found in the cache (no conversion ran)."""
 
 
-def cache_root(env: Mapping[str, str] | None = None) -> Path:
-    """$FLEET_TUI_CACHE, else $XDG_CACHE_HOME/fleet-tui, else ~/.cache/fleet-tui."""
-    env = os.environ if env is None else env
-    explicit = env.get(CACHE_ENV, "")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = env.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path(os.path.expanduser("~")) / ".cache"
-    return base / "fleet-tui"
-
-
-def artifacts_root(cache: Path | None = None) -> Path:
-    return (cache or cache_root()) / "artifacts"
-
-
 def _lib_version(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -85,7 +71,7 @@ def _lib_version(name: str) -> str | None:
 
 def recipe_key(workload: str, precisions: Iterable[str]) -> str:
     """Names a build: the recipe, the agent's sources (workload code) and the converter's versions."""
-    from fleet_tui.deploy import agent_zipapp_bytes
+    from fleet_tui.fleet.deploy import agent_zipapp_bytes
 
     recipe = {
         "workload": workload,
@@ -329,5 +315,5 @@ async def upload_artifact(
 
 def coreml_precisions(engines: Iterable[EngineConfig]) -> list[str]:
     """Precisions the spec's Core ML configs need (the packages worth converting)."""
-    found = {e.config.get("precision", "fp16") for e in engines if e.engine == "coreml"}
+    found = {precision_of(e.engine, e.config) for e in engines if e.engine == "coreml"}
     return sorted(found) or list(DEFAULT_PRECISIONS)

@@ -29,10 +29,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from fleet_tui.sweep.spec import EngineConfig, MeasureSpec, SpecError, SweepSpec
+from fleet_tui.config.spec import EngineConfig, MeasureSpec, SpecError, SweepSpec
+from fleet_tui.model.cells import PlannedCell, cell_key
 
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
 
 STABILITY_CHECK_SAMPLES: Final = 40
 """Samples of the adaptive warmup check (2 x 20, MEASUREMENT 2.6 (3)) assumed in the estimate."""
@@ -41,30 +42,6 @@ ESTIMATE_ASSUMPTION: Final = (
     "estimate assumes every inference takes its bucket's budget; excludes waits for nominal "
     "thermal pressure, model loads and uploads"
 )
-
-
-@dataclass(frozen=True)
-class PlannedCell:
-    """One cell of the plan (not yet in the store)."""
-
-    node: str
-    workload: str
-    bucket: str
-    engine: str
-    config: Mapping[str, str]
-    key: str
-    """Stable name within the node: "workload/bucket/engine-key"."""
-    budget_ms: float
-    estimate_s: float
-    """Expected duration if run (0 for unsupported cells)."""
-    state: str = "pending"
-    """"pending" or "unsupported" (then `reason` says why)."""
-    reason: str | None = None
-
-    @property
-    def cell_id(self) -> str:
-        """Unique within a run: "node/key"."""
-        return f"{self.node}/{self.key}"
 
 
 @dataclass(frozen=True)
@@ -137,11 +114,6 @@ class Plan:
         )
         lines.append(f"({ESTIMATE_ASSUMPTION})")
         return "\n".join(lines)
-
-
-def cell_key(workload: str, bucket: str, engine_key: str) -> str:
-    """The stable cell key, e.g. cell_key("mlp", "b1", "mlx:cpu:fp32") == "mlp/b1/mlx:cpu:fp32"."""
-    return f"{workload}/{bucket}/{engine_key}"
 
 
 def build_plan(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 ENGINE_NAMES = ("numpy", "mlx", "coreml")
 
 CONFIG_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    # Option order is the order of the parts in the controller's engine key ("mlx:cpu:fp32").
     "numpy": {"dtype": ("fp64", "fp32")},
     "mlx": {"device": ("gpu", "cpu"), "dtype": ("fp16", "fp32")},
     "coreml": {
@@ -26,7 +28,14 @@ CONFIG_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "precision": ("fp16", "fp32"),
     },
 }
-"""Engine -> config key -> allowed values; the first value is the default."""
+"""Engine -> config key -> allowed values. The one engine-option table: the controller's spec reads it."""
+
+CONFIG_DEFAULTS: dict[str, dict[str, str]] = {
+    "numpy": {"dtype": "fp64"},
+    "mlx": {"device": "gpu", "dtype": "fp32"},
+    "coreml": {"compute_units": "all", "precision": "fp16"},
+}
+"""Engine -> config key -> the value used when a config leaves the key out (spec and agent alike)."""
 
 
 class EngineConfigError(ValueError):
@@ -55,20 +64,29 @@ def validate_config(engine: str, config: Any) -> dict[str, str]:
         )
     normalized: dict[str, str] = {}
     for key, allowed in choices.items():
-        value = config.get(key, allowed[0])
+        value = config.get(key, CONFIG_DEFAULTS[engine][key])
         if value not in allowed:
             raise EngineConfigError(f"config.{key}", f"{value!r} is not one of {', '.join(allowed)}")
         normalized[key] = value
     return normalized
 
 
-def precision_of(engine: str, config: dict[str, str]) -> str:
-    """The tolerance class ("fp32" | "fp16") an engine config is judged against."""
+PRECISION_OPTION: dict[str, str] = {"numpy": "dtype", "mlx": "dtype", "coreml": "precision"}
+"""Which config key holds an engine's numeric precision."""
+
+
+def precision_of(engine: str, config: Mapping[str, str]) -> str:
+    """The tolerance class ("fp32" | "fp16") an engine config computes in and is judged against.
+
+    The one derivation of "precision" (agent numeric check, controller gates and spec). A key left
+    out takes its default; numpy's fp64 is the reference itself, so numpy is judged as fp32.
+    """
     if engine == "numpy":
-        return "fp32"  # fp64 is the reference itself; fp32 is judged as fp32
-    if engine == "mlx":
-        return config["dtype"]
-    return config["precision"]
+        return "fp32"
+    option = PRECISION_OPTION.get(engine)
+    if option is None:
+        return ""
+    return config.get(option) or CONFIG_DEFAULTS[engine][option]
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import threading
 import time
 from pathlib import Path
 
-from fleet_tui.inventory import Node
+from fleet_tui.config.inventory import Node
+from fleet_tui.config.spec import parse_spec
 from fleet_tui.store import Store
 from fleet_tui.sweep.plan import build_plan
-from fleet_tui.sweep.spec import parse_spec
 
 SPEC = """\
 name = "bench"

@@ -27,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for `sshd
 
 from sshd import SshdFleet, sshd_missing_reason  # noqa: E402
 
-from fleet_tui.inventory import Node  # noqa: E402
-from fleet_tui.probe import FleetConnections  # noqa: E402
+from fleet_tui.config.inventory import Node  # noqa: E402
+from fleet_tui.config.spec import parse_spec  # noqa: E402
+from fleet_tui.fleet.session import FleetConnections  # noqa: E402
 from fleet_tui.store import Store  # noqa: E402
 from fleet_tui.sweep.artifacts import build_artifacts  # noqa: E402
-from fleet_tui.sweep.progress import Progress  # noqa: E402
-from fleet_tui.sweep.runner import SweepResult, run_sweep  # noqa: E402
-from fleet_tui.sweep.spec import parse_spec  # noqa: E402
+from fleet_tui.sweep.events import Progress  # noqa: E402
+from fleet_tui.sweep.scheduler import SweepResult, run_sweep  # noqa: E402
 
 BUCKETS = {"mlp": ("b1", "b8", "b32")}
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sshd import SshdFleet
 
-from fleet_tui.deploy import AgentBundle, build_agent_zipapp, deploy_agent
-from fleet_tui.inventory import Node
-from fleet_tui.transport.base import open_transport
+from fleet_tui.config.inventory import Node
+from fleet_tui.fleet.deploy import AgentBundle, build_agent_zipapp, deploy_agent
+from fleet_tui.fleet.transport.base import open_transport
 
 pytestmark = pytest.mark.sshd
 
@@ -65,7 +65,7 @@ async def test_tampered_agent_is_detected_and_replaced(sshd_fleet: Factory, bund
 
 
 async def test_deploy_to_local_node(local_node: Node, isolated_home: Path, bundle: AgentBundle) -> None:
-    from fleet_tui.transport.base import SshSettings
+    from fleet_tui.fleet.transport.base import SshSettings
 
     transport = open_transport(local_node, SshSettings())
     first = await deploy_agent(transport, bundle)

@@ -204,8 +204,8 @@ def test_an_unusable_db_fails_at_once_with_one_line(sweep_env: dict[str, str], t
 
 
 def test_resuming_a_complete_run_changes_nothing(sweep_env: dict[str, str], tmp_path: Path) -> None:
+    from fleet_tui.config.spec import parse_spec
     from fleet_tui.sweep.plan import build_plan
-    from fleet_tui.sweep.spec import parse_spec
 
     spec_toml = spec_text(nodes=["local"])
     inventory, _, db = write_setup(tmp_path, [local_node()], spec_toml)
@@ -224,42 +224,3 @@ def test_resuming_a_complete_run_changes_nothing(sweep_env: dict[str, str], tmp_
     assert "building artifacts" not in result.stdout
     with Store.open(db) as store:
         assert store.run(run_id).finished_at == before.finished_at
-
-
-def test_summary_names_why_each_problem_cell_has_no_result() -> None:
-    import dataclasses
-    import io
-
-    from fleet_tui.analysis.gates import GateReport
-    from fleet_tui.store import CellRow
-    from fleet_tui.sweep.cli import print_result
-    from fleet_tui.sweep.runner import SweepResult
-
-    def cell(key: str, state: str, reason: str | None) -> CellRow:
-        return CellRow(1, 1, "local", "mlp", "b1", "numpy", {}, key, state, 0, reason, None, None)
-
-    result = SweepResult(
-        run_id=7,
-        status="interrupted",
-        exit_code=130,
-        report=GateReport(()),
-        cells={"pending": 2},
-        nodes={},
-        wall_s=1.0,
-        problem_cells=[cell("mlp/b1/a", "pending", None), cell("mlp/b1/b", "pending", "interrupted")],
-    )
-    out = io.StringIO()
-    print_result(result, out)
-    lines = out.getvalue().splitlines()
-    assert "  PENDING local mlp/b1/a: not started" in lines
-    assert "  PENDING local mlp/b1/b: interrupted" in lines
-    assert not any(line.endswith(":") for line in lines)
-
-    # A node that is down loses every cell for one reason: said once, not once per cell.
-    down = "host_key_unknown: unknown host key for [10.0.0.9]:22 (ssh-ed25519 SHA256:abc)"
-    keys = [f"mlp/b{i}/numpy:fp64" for i in range(5)]
-    lost = dataclasses.replace(result, problem_cells=[cell(k, "lost", down) for k in keys])
-    out = io.StringIO()
-    print_result(lost, out)
-    assert out.getvalue().count(down) == 1, out.getvalue()
-    assert f"  LOST local 5 cells ({keys[0]}, {keys[1]}, {keys[2]}, …): {down}" in out.getvalue()

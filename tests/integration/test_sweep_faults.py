@@ -21,7 +21,7 @@ import pytest
 from sshd import SshdFleet
 from sweep_harness import Sweep, local_node, spec_text, sweep_args, wait_no_agents, write_setup
 
-from fleet_tui.inventory import Node
+from fleet_tui.config.inventory import Node
 from fleet_tui.store import Store
 from node_agent.protocol import SCHEMA
 

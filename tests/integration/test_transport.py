@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sshd import SshdFleet, keygen
 
-from fleet_tui.hostkeys import fetch_host_key, trust_host_key
-from fleet_tui.inventory import Node
-from fleet_tui.transport.base import NodeError, NodeErrorKind, SshSettings, open_transport
-from fleet_tui.transport.ssh import SshTransport
+from fleet_tui.config.inventory import Node
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, SshSettings, open_transport
+from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
+from fleet_tui.fleet.transport.ssh import SshTransport
 
 pytestmark = pytest.mark.sshd
 

@@ -23,13 +23,13 @@ from textual.widgets import Static
 
 from fleet_tui.app.app import FleetApp
 from fleet_tui.app.messages import HostKeyTrusted, NodeProbed
-from fleet_tui.app.node_state import PROBING, clip
 from fleet_tui.app.screens.fleet import FleetScreen
 from fleet_tui.app.screens.hostkey import HostKeyDialog
+from fleet_tui.app.state import PROBING, clip
 from fleet_tui.app.widgets.node_detail import NodeDetail
 from fleet_tui.app.widgets.node_table import CHIP_WIDTH, COLUMNS, NodeTable
-from fleet_tui.inventory import Node
-from fleet_tui.transport.base import SshSettings
+from fleet_tui.config.inventory import Node
+from fleet_tui.fleet.transport.base import SshSettings
 from node_agent.facts import collect_facts
 
 Settle = Callable[[Pilot[Any]], Awaitable[None]]
@@ -279,56 +279,3 @@ async def test_accept_new_host_keys_trusts_on_first_use(sshd_fleet: Any, settle:
         # Accepted without a dialog, but never silently: the fingerprint is in the detail panel.
         fingerprint = host_fingerprint(fleet.sshds[0].root / "ssh_host_ed25519_key.pub")
         assert "accepted on first use" in detail_text(app) and fingerprint in detail_text(app)
-
-
-def _run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", _CLI_PROBE, *args], capture_output=True, text=True, timeout=60
-    )
-
-
-_CLI_PROBE = """
-import sys
-from fleet_tui.cli import main
-code = main(sys.argv[1:])
-print("textual imported:", "textual" in sys.modules)
-sys.exit(code)
-"""
-
-
-@pytest.mark.parametrize(
-    ("content", "needle"),
-    [
-        ('[[node]]\nname = "a"\nhost = "h"\nport = "22"\n', "port"),
-        ("[[node]\nname=", "bad.toml"),
-    ],
-    ids=["bad-field", "bad-toml"],
-)
-def test_bad_inventory_exits_2_before_the_tui(tmp_path: Path, content: str, needle: str) -> None:
-    """A bad inventory prints the reason and exits 2 without ever importing Textual."""
-    bad = tmp_path / "bad.toml"
-    bad.write_text(content)
-    done = _run_cli(["--inventory", str(bad)])
-    assert done.returncode == 2, done.stderr
-    assert "bad.toml" in done.stderr and needle in done.stderr
-    assert "textual imported: False" in done.stdout
-    assert "\x1b[" not in done.stdout  # the terminal never switched to the TUI
-
-
-def test_settings_from_the_shared_ssh_flags(tmp_path: Path) -> None:
-    """The TUI honours the same --known-hosts / --accept-new-host-keys / --connect-timeout flags."""
-    from fleet_tui.app.main import settings_from_args
-    from fleet_tui.cli import build_parser
-
-    known = tmp_path / "kh"
-    args = build_parser().parse_args(
-        ["--known-hosts", str(known), "--accept-new-host-keys", "--connect-timeout", "2.5"]
-    )
-    settings = settings_from_args(args)
-    assert (settings.known_hosts_path(), settings.accept_new_host_keys, settings.connect_timeout) == (
-        known,
-        True,
-        2.5,
-    )
-    defaults = settings_from_args(build_parser().parse_args([]))
-    assert defaults.known_hosts is None and not defaults.accept_new_host_keys

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from fleet_tui.agent_client import agent_events
-from fleet_tui.inventory import Node
-from fleet_tui.transport.base import NodeError, NodeErrorKind
-from fleet_tui.transport.local import LocalTransport
+from fleet_tui.config.inventory import Node
+from fleet_tui.fleet.agent import agent_events
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.local import LocalTransport
 
 PRELUDE = """\
 import json, os, select, sys, time

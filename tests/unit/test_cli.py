@@ -1,6 +1,10 @@
-"""The `fleet-tui` argument parser: global options work before or after the command."""
+"""The `fleet-tui` command line: the parser, the shared SSH flags, exit codes, result summaries."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +76,95 @@ def test_runs_json_help_says_it_is_a_list() -> None:
     commands = next(a for a in parser._actions if a.dest == "command")
     runs_help = commands.choices["runs"].format_help()  # type: ignore[index]
     assert "a JSON list of runs" in runs_help
+
+
+def test_summary_names_why_each_problem_cell_has_no_result() -> None:
+    import dataclasses
+    import io
+
+    from fleet_tui.analysis.gates import GateReport
+    from fleet_tui.cli.sweep import print_result
+    from fleet_tui.store import CellRow
+    from fleet_tui.sweep.scheduler import SweepResult
+
+    def cell(key: str, state: str, reason: str | None) -> CellRow:
+        return CellRow(1, 1, "local", "mlp", "b1", "numpy", {}, key, state, 0, reason, None, None)
+
+    result = SweepResult(
+        run_id=7,
+        status="interrupted",
+        exit_code=130,
+        report=GateReport(()),
+        cells={"pending": 2},
+        nodes={},
+        wall_s=1.0,
+        problem_cells=[cell("mlp/b1/a", "pending", None), cell("mlp/b1/b", "pending", "interrupted")],
+    )
+    out = io.StringIO()
+    print_result(result, out)
+    lines = out.getvalue().splitlines()
+    assert "  PENDING local mlp/b1/a: not started" in lines
+    assert "  PENDING local mlp/b1/b: interrupted" in lines
+    assert not any(line.endswith(":") for line in lines)
+
+    # A node that is down loses every cell for one reason: said once, not once per cell.
+    down = "host_key_unknown: unknown host key for [10.0.0.9]:22 (ssh-ed25519 SHA256:abc)"
+    keys = [f"mlp/b{i}/numpy:fp64" for i in range(5)]
+    lost = dataclasses.replace(result, problem_cells=[cell(k, "lost", down) for k in keys])
+    out = io.StringIO()
+    print_result(lost, out)
+    assert out.getvalue().count(down) == 1, out.getvalue()
+    assert f"  LOST local 5 cells ({keys[0]}, {keys[1]}, {keys[2]}, …): {down}" in out.getvalue()
+
+
+def _run_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _CLI_PROBE, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+_CLI_PROBE = """
+import sys
+from fleet_tui.cli import main
+code = main(sys.argv[1:])
+print("textual imported:", "textual" in sys.modules)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('[[node]]\nname = "a"\nhost = "h"\nport = "22"\n', "port"),
+        ("[[node]\nname=", "bad.toml"),
+    ],
+    ids=["bad-field", "bad-toml"],
+)
+def test_bad_inventory_exits_2_before_the_tui(tmp_path: Path, content: str, needle: str) -> None:
+    """A bad inventory prints the reason and exits 2 without ever importing Textual."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text(content)
+    done = _run_cli(["--inventory", str(bad)])
+    assert done.returncode == 2, done.stderr
+    assert "bad.toml" in done.stderr and needle in done.stderr
+    assert "textual imported: False" in done.stdout
+    assert "\x1b[" not in done.stdout  # the terminal never switched to the TUI
+
+
+def test_settings_from_the_shared_ssh_flags(tmp_path: Path) -> None:
+    """The TUI honours the same --known-hosts / --accept-new-host-keys / --connect-timeout flags."""
+    from fleet_tui.cli import build_parser
+    from fleet_tui.config.settings import settings_from_args
+
+    known = tmp_path / "kh"
+    args = build_parser().parse_args(
+        ["--known-hosts", str(known), "--accept-new-host-keys", "--connect-timeout", "2.5"]
+    )
+    settings = settings_from_args(args)
+    assert (settings.known_hosts_path(), settings.accept_new_host_keys, settings.connect_timeout) == (
+        known,
+        True,
+        2.5,
+    )
+    defaults = settings_from_args(build_parser().parse_args([]))
+    assert defaults.known_hosts is None and not defaults.accept_new_host_keys

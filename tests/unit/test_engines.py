@@ -30,7 +30,7 @@ def manifest_of(artifact: Path) -> dict[str, Any]:
 
 
 def test_validate_config_fills_defaults_and_names_bad_fields() -> None:
-    assert validate_config("mlx", {}) == {"device": "gpu", "dtype": "fp16"}
+    assert validate_config("mlx", {}) == {"device": "gpu", "dtype": "fp32"}
     assert validate_config("coreml", {"compute_units": "cpu_and_ne"}) == {
         "compute_units": "cpu_and_ne",
         "precision": "fp16",

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 
 from fleet_tui.analysis.gates import (
-    CellOutcome,
     coreml_regression,
     evaluate_gates,
     numeric_drift,
     over_budget,
     thermal_drift,
 )
-from fleet_tui.sweep.spec import GateSpec
+from fleet_tui.config.spec import GateSpec
+from fleet_tui.model.gates import CellOutcome
 
 MS = 1_000_000  # summaries are in ns
 _ids = iter(range(1, 10_000))

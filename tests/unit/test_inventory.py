@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet_tui.inventory import (
+from fleet_tui.config.inventory import (
     EMBEDDED_INVENTORY,
     InventoryError,
     Node,

@@ -6,11 +6,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from fleet_tui.analysis.gates import evaluate_gates
-from fleet_tui.inventory import Node
-from fleet_tui.junit import junit_for_run, write_junit
+from fleet_tui.config.inventory import Node
+from fleet_tui.config.spec import parse_spec
+from fleet_tui.export.junit import junit_for_run, write_junit
 from fleet_tui.store import Store
 from fleet_tui.sweep.plan import build_plan
-from fleet_tui.sweep.spec import parse_spec
 
 SPEC = """\
 name = "junit-test"

@@ -6,15 +6,15 @@ from typing import Any
 
 import pytest
 
-from fleet_tui.inventory import Node
+from fleet_tui.config.inventory import Node
+from fleet_tui.config.spec import MeasureSpec, SpecError, parse_spec
+from fleet_tui.model.cells import cell_key
 from fleet_tui.sweep.plan import (
     STABILITY_CHECK_SAMPLES,
     build_plan,
-    cell_key,
     estimate_cell_seconds,
     format_duration,
 )
-from fleet_tui.sweep.spec import MeasureSpec, SpecError, parse_spec
 
 SPEC = """\
 name = "plan-test"

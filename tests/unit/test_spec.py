@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet_tui.inventory import Node
-from fleet_tui.sweep.spec import SpecError, SweepSpec, load_spec, parse_spec
+from fleet_tui.config.inventory import Node
+from fleet_tui.config.spec import SpecError, SweepSpec, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

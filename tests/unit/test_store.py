@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from fleet_tui.analysis.gates import GateVerdict
-from fleet_tui.inventory import Node
+from fleet_tui.config.inventory import Node
+from fleet_tui.config.spec import SweepSpec, parse_spec
+from fleet_tui.model.gates import GateVerdict
 from fleet_tui.paths import default_db_path, resolve_db_path
 from fleet_tui.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
 from fleet_tui.sweep.plan import build_plan
-from fleet_tui.sweep.spec import SweepSpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

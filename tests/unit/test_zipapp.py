@@ -11,7 +11,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from fleet_tui.deploy import SHEBANG, agent_package_dir, agent_zipapp_bytes, build_agent_zipapp
+from fleet_tui.fleet.deploy import SHEBANG, agent_package_dir, agent_zipapp_bytes, build_agent_zipapp
 
 
 def _copy_agent_sources(dest: Path) -> Path:

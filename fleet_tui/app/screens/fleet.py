@@ -12,17 +12,17 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
 from fleet_tui.app.messages import HostKeyTrusted, NodeProbed, ProbeAborted
-from fleet_tui.app.node_state import NodeState
 from fleet_tui.app.screens.hostkey import HostKeyDialog
+from fleet_tui.app.state import NodeState
 from fleet_tui.app.widgets.node_detail import NodeDetail
 from fleet_tui.app.widgets.node_table import NodeTable
-from fleet_tui.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 
 if TYPE_CHECKING:
     from textual.theme import Theme
 
     from fleet_tui.app.app import FleetApp
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
 
 PROBE_ALL_GROUP = "probe:all"
 """Worker group of a whole-fleet probe; exclusive, so r twice restarts rather than doubles up."""
@@ -95,7 +95,7 @@ class FleetScreen(Screen[None]):
 
     async def _probe_nodes(self, names: tuple[str, ...]) -> None:
         # Imported here: probe pulls in asyncssh, which the screen does not need to draw.
-        from fleet_tui.probe import probe_fleet
+        from fleet_tui.fleet.probe import probe_fleet
 
         app = self.fleet_app
         remaining = set(names)
@@ -155,7 +155,7 @@ class FleetScreen(Screen[None]):
         )
 
     async def _review_host_key(self, node: Node) -> None:
-        from fleet_tui.hostkeys import fetch_host_key, trust_host_key
+        from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
 
         app = self.fleet_app
         try:

@@ -7,8 +7,8 @@ from typing import Any
 from textual.content import Content
 from textual.widgets import Static
 
-from fleet_tui.app.node_state import MISSING, PROBING, NodeState, format_memory, show
-from fleet_tui.transport.base import NodeErrorKind
+from fleet_tui.app.state import MISSING, PROBING, NodeState, format_memory, show
+from fleet_tui.fleet.transport.base import NodeErrorKind
 
 
 def _address(state: NodeState) -> str:

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.color import Color
 from textual.widgets import DataTable
 
-from fleet_tui.app.node_state import (
+from fleet_tui.app.state import (
     MISSING,
     NodeState,
     clip,

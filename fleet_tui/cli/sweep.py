@@ -2,7 +2,7 @@
 
 sweep: validate the spec and the inventory (bad input: one clear message, exit 2, nothing
 written), plan (--dry-run prints it and exits 0), build the artifacts locally, then run the
-scheduler (fleet_tui.sweep.runner) with live progress, print the gate verdicts, write JUnit.
+scheduler (fleet_tui.sweep.scheduler) with live progress, print the gate verdicts, write JUnit.
 SIGINT / SIGTERM stop it promptly: agents terminated, data kept, run `interrupted`, exit 130.
 
 Exit codes: 0 all gates pass, 1 a gate failed, 2 bad input, 3 incomplete, 130 interrupted.
@@ -17,19 +17,18 @@ import signal
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
-from fleet_tui.sweep.runner import EXIT_INTERRUPTED, Interrupted, SweepResult
+from fleet_tui.model.exit_codes import ExitCode
+from fleet_tui.sweep.scheduler import Interrupted, SweepResult
 
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.config.spec import SweepSpec
     from fleet_tui.store import RunSummary, Store
-    from fleet_tui.sweep.spec import SweepSpec
-
-EXIT_BAD_INPUT = 2
 
 
 def _fail(message: str) -> int:
     print(f"fleet-tui sweep: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return ExitCode.BAD_INPUT
 
 
 def _existing_store(db_arg: str | None) -> Store | None:
@@ -43,11 +42,11 @@ def _existing_store(db_arg: str | None) -> Store | None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """`fleet-tui sweep` (see the module doc)."""
-    from fleet_tui.fleet_commands import load_nodes, settings_from_args
-    from fleet_tui.inventory import InventoryError
+    from fleet_tui.config.inventory import InventoryError
+    from fleet_tui.config.settings import load_nodes, settings_from_args
+    from fleet_tui.config.spec import SpecError, load_spec, parse_spec
     from fleet_tui.store import StoreError
     from fleet_tui.sweep.plan import build_plan
-    from fleet_tui.sweep.spec import SpecError, load_spec, parse_spec
 
     resume: int | None = None
     store: Store | None = None
@@ -153,11 +152,11 @@ async def _sweep(
     settings: Any,
 ) -> int:
     from fleet_tui import __version__
-    from fleet_tui.probe import FleetConnections
+    from fleet_tui.cli.progress import make_progress
+    from fleet_tui.fleet.session import FleetConnections
     from fleet_tui.store import Store, StoreError
     from fleet_tui.sweep.artifacts import ArtifactBuildError, build_artifacts, coreml_precisions
-    from fleet_tui.sweep.progress import make_progress
-    from fleet_tui.sweep.runner import _until_stopped, run_sweep
+    from fleet_tui.sweep.scheduler import _until_stopped, run_sweep
 
     stop = asyncio.Event()
     caught: list[str] = []
@@ -176,7 +175,7 @@ async def _sweep(
     except Interrupted:
         progress.close()
         print("interrupted while building artifacts; nothing was stored", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     for artifact in artifacts.values():
         progress.emit(
             "artifact",
@@ -214,11 +213,11 @@ async def _sweep(
             except Interrupted as exc:
                 progress.close()
                 print(f"interrupted while {exc.what}; nothing was stored", file=sys.stderr)
-                return EXIT_INTERRUPTED
+                return ExitCode.INTERRUPTED
         progress.close()
         result.interrupted_signal = caught[0] if caught else None
         if args.junit:
-            from fleet_tui.junit import junit_for_run, write_junit
+            from fleet_tui.export.junit import junit_for_run, write_junit
 
             assert result.run_id is not None
             write_junit(args.junit, junit_for_run(db, result.run_id))
@@ -351,7 +350,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         store = _existing_store(args.db)
     except StoreError as exc:
         print(f"fleet-tui runs: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
     assert store is not None
     with store:
         runs = store.list_runs()

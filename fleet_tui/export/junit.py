@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet_tui.analysis.gates import GateVerdict
+from fleet_tui.model.gates import GateVerdict
 from fleet_tui.store import elapsed_s
 
 if TYPE_CHECKING:

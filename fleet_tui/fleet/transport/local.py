@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet_tui.transport.base import (
+from fleet_tui.fleet.transport.base import (
     STDERR_TAIL_CHARS,
     AgentProcess,
     CommandResult,
@@ -23,7 +23,7 @@ from fleet_tui.transport.base import (
 from node_agent.protocol import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
 
 _PIPE = asyncio.subprocess.PIPE
 

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from fleet_tui.transport.base import NodeError, NodeErrorKind, SshSettings
+from fleet_tui.config.settings import SshSettings
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.handshake import handshake_slot, map_connect_error
 
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
 
 DEFAULT_SSH_PORT = 22
 
@@ -100,7 +102,6 @@ def trusted_keys_for(path: Path, host: str, port: int) -> list[asyncssh.SSHKey]:
 
 async def fetch_host_key(node: Node, settings: SshSettings) -> HostKeyInfo:
     """Connect just far enough to learn the server's host key. Nothing is trusted here."""
-    from fleet_tui.transport.ssh import handshake_slot, map_connect_error
 
     host, port = await asyncio.to_thread(target_of, node, settings)
     try:

@@ -1,7 +1,6 @@
 """The SSH transport: asyncssh, one reused connection per node, strict host keys.
 
-At most `MAX_HANDSHAKES` handshakes are in flight per event loop, because OpenSSH's sshd drops
-connections beyond MaxStartups (default 10) that have not finished authenticating.
+At most `handshake.MAX_HANDSHAKES` handshakes are in flight per event loop (see `handshake`).
 
 Stopping a remote command: OpenSSH refuses SSH "signal" requests for root logins and before 7.9,
 so every started command first reports its pid on stderr (``exec`` keeps the pid) and
@@ -16,15 +15,13 @@ import os
 import re
 import secrets
 import shlex
-import socket
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from fleet_tui.transport.base import (
+from fleet_tui.fleet.transport.base import (
     STDERR_TAIL_CHARS,
     AgentProcess,
     CommandResult,
@@ -33,69 +30,23 @@ from fleet_tui.transport.base import (
     SshSettings,
     Transport,
 )
+from fleet_tui.fleet.transport.handshake import describe_target, handshake_slot, map_connect_error
+from fleet_tui.fleet.transport.hostkeys import (
+    HostKeyInfo,
+    classify_host_key_failure,
+    fetch_host_key,
+    load_known_hosts,
+    ssh_config_arg,
+    trust_host_key,
+)
 
 if TYPE_CHECKING:
-    from fleet_tui.hostkeys import HostKeyInfo
-    from fleet_tui.inventory import Node
-
-MAX_HANDSHAKES = 8
+    from fleet_tui.config.inventory import Node
 
 _PID_TAG = "fleet-tui-pid:"
 _PID_WAIT_S = 10.0
 """How long a stop waits for the command's pid line (it is the first thing the command prints)."""
 _PID_LINE = re.compile(rf"^{_PID_TAG}(\d+)$")
-
-_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
-
-
-@contextlib.asynccontextmanager
-async def handshake_slot() -> AsyncIterator[None]:
-    """Hold one of the MAX_HANDSHAKES slots of the running event loop."""
-    loop = asyncio.get_running_loop()
-    semaphore = _slots.setdefault(loop, asyncio.Semaphore(MAX_HANDSHAKES))
-    async with semaphore:
-        yield
-
-
-def _where(node: Node) -> str:
-    user = f"{node.user}@" if node.user else ""
-    port = f":{node.port}" if node.port is not None else ""
-    return f"{user}{node.host}{port}"
-
-
-def map_connect_error(node: Node, settings: SshSettings, exc: BaseException) -> NodeError:
-    """A connection failure as the operator should read it (host-key failures excluded)."""
-    where = _where(node)
-    if isinstance(exc, NodeError):
-        return exc
-    if isinstance(exc, asyncssh.PermissionDenied):
-        return NodeError(
-            NodeErrorKind.AUTH_FAILED,
-            node.name,
-            f"authentication failed for {where}: {exc.reason or 'no key was accepted'}"
-            + (f" (identity_file {node.identity_file})" if node.identity_file else ""),
-        )
-    if isinstance(exc, asyncssh.HostKeyNotVerifiable):
-        return NodeError(NodeErrorKind.HOST_KEY_UNKNOWN, node.name, f"host key of {where} not trusted")
-    if isinstance(exc, TimeoutError):  # connect_timeout raises the builtin TimeoutError
-        return NodeError(
-            NodeErrorKind.TIMEOUT,
-            node.name,
-            f"no SSH session with {where} within the {settings.connect_timeout:g} s connect timeout",
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"connection refused by {where}")
-    if isinstance(exc, socket.gaierror):
-        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"cannot resolve {node.host!r}: {exc}")
-    if isinstance(exc, OSError):
-        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"cannot reach {where}: {exc.strerror or exc}")
-    if isinstance(exc, asyncssh.KeyImportError | asyncssh.KeyEncryptionError):
-        return NodeError(NodeErrorKind.CONFIG, node.name, f"cannot use the SSH key for {where}: {exc}")
-    if isinstance(exc, asyncssh.Error):
-        return NodeError(
-            NodeErrorKind.UNREACHABLE, node.name, f"SSH connection to {where} failed: {exc.reason}"
-        )
-    return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"SSH connection to {where} failed: {exc!r}")
 
 
 class SshAgentProcess(AgentProcess):
@@ -198,9 +149,11 @@ class SshTransport(Transport):
     def is_connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
-    async def _open(self) -> asyncssh.SSHClientConnection:
-        from fleet_tui.hostkeys import load_known_hosts, ssh_config_arg
+    def take_accepted_host_key(self) -> HostKeyInfo | None:
+        accepted, self.accepted_host_key = self.accepted_host_key, None
+        return accepted
 
+    async def _open(self) -> asyncssh.SSHClientConnection:
         node, settings = self.node, self.settings
         options: dict[str, Any] = {
             "known_hosts": load_known_hosts(settings.known_hosts_path()),
@@ -229,8 +182,6 @@ class SshTransport(Transport):
 
     async def connect(self) -> None:
         """Open the connection (once). Raises NodeError with the failure's kind."""
-        from fleet_tui.hostkeys import classify_host_key_failure, fetch_host_key, trust_host_key
-
         async with self._connect_lock:
             if self.is_connected:
                 return
@@ -279,7 +230,9 @@ class SshTransport(Transport):
             return exc
         reason = exc.reason if isinstance(exc, asyncssh.Error) else (str(exc) or type(exc).__name__)
         return NodeError(
-            NodeErrorKind.UNREACHABLE, self.node.name, f"connection to {_where(self.node)} lost: {reason}"
+            NodeErrorKind.UNREACHABLE,
+            self.node.name,
+            f"connection to {describe_target(self.node)} lost: {reason}",
         )
 
     async def _run_command(self, command: str, input: str | None, timeout: float | None) -> CommandResult:  # noqa: A002, ASYNC109 - names fixed by the shared interface

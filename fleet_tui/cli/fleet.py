@@ -17,95 +17,44 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from fleet_tui.transport.base import NodeError, SshSettings, as_node_error
+from fleet_tui.config.settings import SshSettings, load_nodes, settings_from_args
+from fleet_tui.display import clip, format_cores, format_load, format_memory, format_os, format_rtt_ms, show
+from fleet_tui.fleet.transport.base import NodeError, as_node_error
+from fleet_tui.model.exit_codes import ExitCode
 
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
-    from fleet_tui.probe import FleetConnections, ProbeResult
-
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INCOMPLETE = 3
-
-
-def settings_from_args(args: argparse.Namespace) -> SshSettings:
-    """SshSettings from the shared `--known-hosts`, `--accept-new-host-keys`, `--connect-timeout`."""
-    known_hosts = getattr(args, "known_hosts", None)
-    return SshSettings(
-        known_hosts=Path(known_hosts).expanduser() if known_hosts else None,
-        connect_timeout=float(getattr(args, "connect_timeout", None) or 10.0),
-        accept_new_host_keys=bool(getattr(args, "accept_new_host_keys", False)),
-    )
-
-
-def load_nodes(args: argparse.Namespace) -> list[Node]:
-    """The inventory named by --inventory (or the default chain). Raises InventoryError."""
-    from fleet_tui.inventory import InventoryError, load_inventory, resolve_inventory_path
-
-    path = resolve_inventory_path(getattr(args, "inventory", None))
-    nodes = load_inventory(path)
-    if not nodes:
-        raise InventoryError(f"{path}: no [[node]] tables; nothing to do")
-    return nodes
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.fleet.probe import ProbeResult
+    from fleet_tui.fleet.session import FleetConnections
 
 
 def _inventory_or_exit(args: argparse.Namespace) -> list[Node] | int:
-    from fleet_tui.inventory import InventoryError
+    from fleet_tui.config.inventory import InventoryError
 
     try:
         return load_nodes(args)
     except InventoryError as exc:
         print(f"fleet-tui: bad inventory: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return ExitCode.BAD_INPUT
 
 
 # -- probe -------------------------------------------------------------------------------------
 
 
-def _gib(value: object) -> str:
-    return f"{value / 2**30:.0f} GiB" if isinstance(value, int | float) else "-"
-
-
-def _cores(facts: dict[str, Any]) -> str:
-    total, p, e = facts.get("cores_total"), facts.get("cores_p"), facts.get("cores_e")
-    if p is not None and e is not None:
-        return f"{p}P/{e}E"
-    return f"{total}c" if total is not None else "-"
-
-
-def _load(facts: dict[str, Any]) -> str:
-    load = facts.get("load_avg")
-    return f"{load[0]:.2f}" if isinstance(load, list) and load and isinstance(load[0], int | float) else "-"
-
-
 def _clip(text: object, width: int) -> str:
-    value = "-" if text is None or text == "" else str(text)
-    return value if len(value) <= width else value[: width - 1] + "…"
-
-
-_OS_NAMES = {"macos": "macOS", "linux": "Linux"}
-
-
-def _os_short(facts: dict[str, Any]) -> str:
-    """ "macOS 14.5", or "Linux 6.1.0" (the kernel: a distribution name does not fit), as the TUI."""
-    os_name = facts.get("os")
-    if not os_name:
-        return ""
-    kernel = facts.get("kernel")
-    if os_name != "macos" and kernel:
-        version: object = str(kernel).split("-")[0]
-    else:
-        version = facts.get("os_version")
-    pretty = _OS_NAMES.get(str(os_name), str(os_name))
-    return f"{pretty} {version}" if version else pretty
+    return clip(show(text, "-"), width)
 
 
 def format_probe_line(result: ProbeResult, name_width: int) -> str:
     """One aligned human line: name, chip, cores, memory, OS, thermal, load, RTT, status."""
     facts = result.facts or {}
-    os_text = _os_short(facts)
-    rtt = f"{result.rtt_ms:.1f}ms" if result.rtt_ms is not None else "-"
+    os_text = format_os(facts, "-")
+    rtt = format_rtt_ms(result.rtt_ms, "-")
+    cores, memory, load = (
+        format_cores(facts, "-"),
+        format_memory(facts.get("memory_bytes"), "-"),
+        format_load(facts, "-"),
+    )
     if result.ok:
         status = "ok"
         if result.deploy is not None and result.deploy.status != "present":
@@ -114,9 +63,9 @@ def format_probe_line(result: ProbeResult, name_width: int) -> str:
         assert result.error is not None
         status = f"{result.error.kind}: {result.error.message}"
     line = (
-        f"{result.node.name:<{name_width}}  {_clip(facts.get('chip'), 28):<28}  {_cores(facts):>7}  "
-        f"{_gib(facts.get('memory_bytes')):>8}  {_clip(os_text, 16):<16}  "
-        f"{_clip(facts.get('thermal_pressure'), 9):<9}  {_load(facts):>6}  {rtt:>8}  {status}"
+        f"{result.node.name:<{name_width}}  {_clip(facts.get('chip'), 28):<28}  {cores:>7}  "
+        f"{memory:>8}  {_clip(os_text, 16):<16}  "
+        f"{_clip(facts.get('thermal_pressure'), 9):<9}  {load:>6}  {rtt:>8}  {status}"
     )
     return line
 
@@ -178,7 +127,7 @@ async def probe_and_print(
     on_result: Callable[[ProbeResult], None] | None = None,
 ) -> int:
     """Probe, print each result as it arrives, then the summary. Returns the exit code."""
-    from fleet_tui.probe import probe_fleet
+    from fleet_tui.fleet.probe import probe_fleet
 
     started = time.perf_counter()
     name_width = max(len(n.name) for n in nodes)
@@ -198,7 +147,7 @@ async def probe_and_print(
                 print(note, file=err if as_json else out, flush=True)
     summary = summarize(results, time.perf_counter() - started)
     print(json.dumps(summary) if as_json else format_summary(summary), file=out, flush=True)
-    return EXIT_OK if all(r.ok for r in results) else EXIT_INCOMPLETE
+    return ExitCode.OK if all(r.ok for r in results) else ExitCode.INCOMPLETE
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -252,8 +201,8 @@ async def deploy_and_print(
     agent_cache_dir: Path | None = None,
 ) -> int:
     """Deploy the agent to every node concurrently; one line per node as each finishes."""
-    from fleet_tui.deploy import DeployResult, deploy_agent
-    from fleet_tui.probe import FleetConnections
+    from fleet_tui.fleet.deploy import DeployResult, deploy_agent
+    from fleet_tui.fleet.session import FleetConnections
 
     started = time.perf_counter()
     name_width = max(len(n.name) for n in nodes)
@@ -297,7 +246,7 @@ async def deploy_and_print(
         "wall_s": round(wall, 3),
     }
     print(json.dumps(summary) if as_json else format_summary(summary), file=out, flush=True)
-    return EXIT_INCOMPLETE if failures else EXIT_OK
+    return ExitCode.INCOMPLETE if failures else ExitCode.OK
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -320,7 +269,7 @@ def _checks_of(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def selftest_node(node: Node, pool: FleetConnections) -> tuple[list[dict[str, Any]], list[str]]:
     """Run the agent's selftest on a node: (checks, agent error messages). Raises NodeError."""
-    from fleet_tui.agent_client import agent_events
+    from fleet_tui.fleet.agent import agent_events
 
     transport = await pool.transport(node)
     remote, _ = await pool.agent_path(node, transport)
@@ -338,7 +287,7 @@ async def selftest_node(node: Node, pool: FleetConnections) -> tuple[list[dict[s
 async def selftest_and_print(
     nodes: Sequence[Node], settings: SshSettings, *, as_json: bool, out: IO[str]
 ) -> int:
-    from fleet_tui.probe import FleetConnections
+    from fleet_tui.fleet.session import FleetConnections
 
     any_failed_check = False
     failures = 0
@@ -382,8 +331,8 @@ async def selftest_and_print(
                 print("  (the agent reported no checks)", file=out)
             out.flush()
     if failures:
-        return EXIT_INCOMPLETE
-    return EXIT_CHECK_FAILED if any_failed_check else EXIT_OK
+        return ExitCode.INCOMPLETE
+    return ExitCode.GATE_FAILED if any_failed_check else ExitCode.OK
 
 
 def cmd_selftest(args: argparse.Namespace) -> int:
@@ -402,5 +351,4 @@ __all__ = [
     "deploy_and_print",
     "probe_and_print",
     "selftest_and_print",
-    "settings_from_args",
 ]

@@ -18,6 +18,8 @@ import time
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
+from fleet_tui.sweep.events import Progress
+
 PLAIN_TICK_S: Final = 10.0
 JSON_TICK_S: Final = 0.5
 TTY_REDRAW_S: Final = 0.1
@@ -26,16 +28,6 @@ TICK_KINDS: Final = frozenset({"cell_progress"})
 """Events that are coalescable (only the latest matters)."""
 STATUS_KINDS: Final = frozenset({"node_status", "cell_progress", "cell_started"})
 """Events that only update a node's status line on a TTY (no log line)."""
-
-
-class Progress:
-    """Base: a sink for scheduler events. Subclasses render; this one discards."""
-
-    def emit(self, kind: str, *, node: str | None = None, message: str = "", **fields: Any) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
 
 
 class JsonProgress(Progress):

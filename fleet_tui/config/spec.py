@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from node_agent.engines import CONFIG_CHOICES, CONFIG_DEFAULTS, precision_of
+
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
 
 
 class SpecError(ValueError):
@@ -41,22 +43,10 @@ class SpecError(ValueError):
 
 # --- Engine configurations -------------------------------------------------------------------
 
-ENGINE_OPTIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = {
-    # Option order is the order of the parts in the engine key ("mlx:cpu:fp32").
-    "numpy": {"dtype": ("fp64", "fp32")},
-    "mlx": {"device": ("gpu", "cpu"), "dtype": ("fp16", "fp32")},
-    "coreml": {
-        "compute_units": ("all", "cpu_and_ne", "cpu_and_gpu", "cpu_only"),
-        "precision": ("fp16", "fp32"),
-    },
-}
-"""Engine -> option -> allowed values (DESIGN "Engines and cells")."""
+ENGINE_OPTIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = CONFIG_CHOICES
+"""Engine -> option -> allowed values (DESIGN "Engines and cells"); the agent's own table."""
 
-ENGINE_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = {
-    "numpy": {"dtype": "fp64"},
-    "mlx": {"device": "gpu", "dtype": "fp32"},
-    "coreml": {"compute_units": "all", "precision": "fp16"},
-}
+ENGINE_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = CONFIG_DEFAULTS
 """Values filled in for options an engine config leaves out (so every key is complete)."""
 
 
@@ -80,9 +70,8 @@ class EngineConfig:
 
     @property
     def precision(self) -> str:
-        """The numeric precision this config computes in (dtype or precision option)."""
-        cfg = self.config
-        return cfg.get("dtype") or cfg.get("precision") or ""
+        """The numeric precision this config is judged in (`node_agent.engines.precision_of`)."""
+        return precision_of(self.engine, self.config)
 
 
 # --- The spec ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Transports to nodes: `local` (subprocess) and `ssh` (asyncssh) behind one interface."""
 
-from fleet_tui.transport.base import (
+from fleet_tui.fleet.transport.base import (
     AgentProcess,
     CommandResult,
     NodeError,

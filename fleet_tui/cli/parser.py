@@ -13,10 +13,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-EXIT_OK = 0
-EXIT_GATE_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INCOMPLETE = 3
+from fleet_tui.model.exit_codes import ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -102,17 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     probe = commands.add_parser("probe", help="probe every node concurrently and print its facts")
     _add_common(probe)
     _add_ssh(probe)
-    probe.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_probe"))
+    probe.set_defaults(handler=_lazy("fleet_tui.cli.fleet", "cmd_probe"))
 
     deploy = commands.add_parser("deploy", help="upload the agent to every node (only when absent)")
     _add_common(deploy)
     _add_ssh(deploy)
-    deploy.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_deploy"))
+    deploy.set_defaults(handler=_lazy("fleet_tui.cli.fleet", "cmd_deploy"))
 
     selftest = commands.add_parser("selftest", help="check platform assumptions (TECH_BRIEF F) on every node")
     _add_common(selftest)
     _add_ssh(selftest)
-    selftest.set_defaults(handler=_lazy("fleet_tui.fleet_commands", "cmd_selftest"))
+    selftest.set_defaults(handler=_lazy("fleet_tui.cli.fleet", "cmd_selftest"))
 
     sweep = commands.add_parser("sweep", help="run a matrix sweep from a spec (TOML) across the fleet")
     sweep.add_argument("spec", nargs="?", metavar="SPEC", help="sweep spec TOML (not needed with --resume)")
@@ -121,11 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; run nothing")
     sweep.add_argument("--resume", metavar="RUN", help="run only the unfinished cells of run RUN")
     sweep.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
-    sweep.set_defaults(handler=_lazy("fleet_tui.sweep.cli", "cmd_sweep"))
+    sweep.set_defaults(handler=_lazy("fleet_tui.cli.sweep", "cmd_sweep"))
 
     runs = commands.add_parser("runs", help="list stored runs with status and gate summary")
     _add_common(runs, json_help="a JSON list of runs, each with its id")
-    runs.set_defaults(handler=_lazy("fleet_tui.sweep.cli", "cmd_runs"))
+    runs.set_defaults(handler=_lazy("fleet_tui.cli.sweep", "cmd_runs"))
 
     return parser
 
@@ -138,4 +135,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED

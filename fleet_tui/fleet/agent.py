@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-from fleet_tui.transport.base import AgentProcess, NodeError, NodeErrorKind, Transport, clip_tail
+from fleet_tui.fleet.transport.base import AgentProcess, NodeError, NodeErrorKind, Transport, clip_tail
 from node_agent.protocol import ProtocolError, decode_event
 
 _DEPLOYED_NAME = re.compile(r"agent-([0-9a-f]{16})\.pyz$")

@@ -6,31 +6,33 @@ connection per node). Every failure a caller can act on is a `NodeError` with a 
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleet_tui.config.settings import SshSettings
+from fleet_tui.model.states import NodeErrorKind
+
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.fleet.transport.hostkeys import HostKeyInfo
+
+__all__ = [
+    "AgentProcess",
+    "CommandResult",
+    "NodeError",
+    "NodeErrorKind",
+    "SshSettings",
+    "Transport",
+    "as_node_error",
+    "clip_tail",
+    "open_transport",
+]
 
 STDERR_TAIL_CHARS = 4000
 """How much of a command's stderr is kept (the tail is what explains a failure)."""
-
-
-class NodeErrorKind(StrEnum):
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    AUTH_FAILED = "auth_failed"
-    HOST_KEY_UNKNOWN = "host_key_unknown"
-    HOST_KEY_CHANGED = "host_key_changed"
-    AGENT_ERROR = "agent_error"
-    PROTOCOL_ERROR = "protocol_error"
-    BUSY = "busy"
-    CONFIG = "config"
 
 
 class NodeError(Exception):
@@ -136,37 +138,19 @@ class Transport(ABC):
     def is_connected(self) -> bool:
         return True
 
-
-@dataclass(frozen=True)
-class SshSettings:
-    """How the controller talks SSH. Host-key checking is always on; there is no way to turn it off."""
-
-    known_hosts: Path | None = None
-    """known_hosts to check and extend; None means ~/.ssh/known_hosts (resolved at use)."""
-    ssh_config: Sequence[Path] | None = ()
-    """() reads ~/.ssh/config (as asyncssh does); None reads nothing; or explicit files."""
-    connect_timeout: float = 10.0
-    keepalive_interval: float = 15.0
-    keepalive_count_max: int = 3
-    accept_new_host_keys: bool = False
-    """Trust-on-first-use for nodes absent from known_hosts. A changed key is always refused."""
-    use_ssh_agent: bool = True
-    """Offer keys from $SSH_AUTH_SOCK (tests turn it off so a developer's agent cannot leak in)."""
-
-    def known_hosts_path(self) -> Path:
-        if self.known_hosts is not None:
-            return Path(self.known_hosts).expanduser()
-        return Path(os.path.expanduser("~")) / ".ssh" / "known_hosts"
+    def take_accepted_host_key(self) -> HostKeyInfo | None:
+        """The host key the last connect trusted on first use, once (then None). Only SSH has keys."""
+        return None
 
 
 def open_transport(node: Node, settings: SshSettings) -> Transport:
     """The transport for a node (not yet connected)."""
     if node.transport == "local":
-        from fleet_tui.transport.local import LocalTransport
+        from fleet_tui.fleet.transport.local import LocalTransport
 
         return LocalTransport(node)
     if node.transport == "ssh":
-        from fleet_tui.transport.ssh import SshTransport
+        from fleet_tui.fleet.transport.ssh import SshTransport
 
         return SshTransport(node, settings)
     raise NodeError(NodeErrorKind.CONFIG, node.name, f"unknown transport {node.transport!r} ({node.source})")

@@ -36,7 +36,7 @@ import tomli_w
 Transport = Literal["ssh", "local"]
 
 ENV_INVENTORY: Final = "FLEET_TUI_INVENTORY"
-EMBEDDED_INVENTORY: Final = Path(__file__).parent / "data" / "local.toml"
+EMBEDDED_INVENTORY: Final = Path(__file__).parent.parent / "data" / "local.toml"
 """This machine as the only node; used when nothing else is configured."""
 
 LOCAL_HOST: Final = "localhost"

@@ -38,25 +38,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from fleet_tui.agent_client import agent_events
 from fleet_tui.analysis.gates import GateReport, evaluate_gates
+from fleet_tui.display import format_ns_as_ms
+from fleet_tui.fleet.agent import agent_events
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.store import RESULT_STATUSES, SAMPLE_PHASES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
+from fleet_tui.sweep.events import Progress
 from fleet_tui.sweep.plan import build_plan
-from fleet_tui.sweep.progress import Progress
-from fleet_tui.transport.base import NodeError, NodeErrorKind
 
 if TYPE_CHECKING:
-    from fleet_tui.inventory import Node
-    from fleet_tui.probe import FleetConnections
-    from fleet_tui.sweep.spec import SweepSpec
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.config.spec import SweepSpec
+    from fleet_tui.fleet.session import FleetConnections
 
 T = TypeVar("T")
 
-EXIT_OK: Final = 0
-EXIT_GATE_FAILED: Final = 1
-EXIT_INCOMPLETE: Final = 3
-EXIT_INTERRUPTED: Final = 130
 
 BACKOFF_CAP_S: Final = 60.0
 BUSY_POLL_FIRST_S: Final = 0.5
@@ -151,10 +149,6 @@ def describe_holder(holder: object) -> str:
     if holder.get("started"):
         extras.append(f"since {holder['started']}")
     return text + (f" ({', '.join(extras)})" if extras else "")
-
-
-def _ms(ns: object) -> str:
-    return f"{ns / 1e6:.3f} ms" if isinstance(ns, int | float) and not isinstance(ns, bool) else "n/a"
 
 
 class SweepScheduler:
@@ -505,7 +499,8 @@ class SweepScheduler:
             report.measured_s += float(duration)
         if status == "ok":
             text = (
-                f"done {cell.key}: p50 {_ms(summary.get('p50'))} p95 {_ms(summary.get('p95'))} "
+                f"done {cell.key}: p50 {format_ns_as_ms(summary.get('p50'))} "
+                f"p95 {format_ns_as_ms(summary.get('p95'))} "
                 f"n={summary.get('n')}"
             )
         else:
@@ -535,7 +530,7 @@ async def probe_start(
     nodes: Sequence[Node], connections: FleetConnections, progress: Progress
 ) -> dict[str, dict[str, Any] | None]:
     """Facts of every node (None where the probe failed), reusing the sweep's connections."""
-    from fleet_tui.probe import probe_fleet
+    from fleet_tui.fleet.probe import probe_fleet
 
     facts: dict[str, dict[str, Any] | None] = {}
     async for result in probe_fleet(nodes, connections.settings, connections=connections):
@@ -559,7 +554,7 @@ async def probe_end(
     store: Store, run_id: int, node: Node, connections: FleetConnections, progress: Progress
 ) -> None:
     """The node's facts snapshot at the end of its share of the sweep (a failure is only reported)."""
-    from fleet_tui.probe import run_agent_command
+    from fleet_tui.fleet.session import run_agent_command
 
     try:
         _, _, _, events = await asyncio.wait_for(
@@ -581,11 +576,11 @@ def finish_run(
     store.add_gate_verdicts(run_id, report.verdicts)
     cells = store.cells_for(run_id)
     if interrupted:
-        status, code = "interrupted", EXIT_INTERRUPTED
+        status, code = "interrupted", ExitCode.INTERRUPTED
     elif any(c.state not in MEASURED_OK for c in cells):
-        status, code = "incomplete", EXIT_INCOMPLETE
+        status, code = "incomplete", ExitCode.INCOMPLETE
     else:
-        status, code = "complete", EXIT_OK if report.passed else EXIT_GATE_FAILED
+        status, code = "complete", ExitCode.OK if report.passed else ExitCode.GATE_FAILED
     store.set_run_status(run_id, status, code)
     return status, code, report
 

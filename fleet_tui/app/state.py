@@ -1,0 +1,114 @@
+"""What the TUI knows about one node: the inventory entry plus its latest probe, if any.
+
+Pure data and the TUI's labels (built on `fleet_tui.display`), no widgets, so the table and the
+detail panel agree on what a "status" is and tests can check the wording without drawing anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fleet_tui import display
+from fleet_tui.display import (
+    MISSING,
+    clip,
+    format_cores,
+    format_load,
+    format_memory,
+    format_power,
+    format_rtt_ms,
+    show,
+)
+from fleet_tui.fleet.transport.base import NodeErrorKind
+
+if TYPE_CHECKING:
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.fleet.probe import ProbeResult
+
+
+PROBING = "probing…"
+"""Status of a node whose probe is in flight."""
+
+
+@dataclass
+class NodeState:
+    """The latest the TUI knows about one node."""
+
+    node: Node
+    """The inventory entry (the row exists before any probe answers)."""
+    result: ProbeResult | None = None
+    """The last probe result, kept while a re-probe runs so the facts do not blink away."""
+    probing: bool = False
+    """True while a probe of this node is in flight."""
+    aborted: str | None = None
+    """Set when the probe worker crashed before this node answered (a bug, not a node fault)."""
+
+    @property
+    def status(self) -> str:
+        """One word for the status column: probing…, ok, an error kind, or not probed."""
+        if self.probing:
+            return PROBING
+        if self.aborted is not None:
+            return "error"
+        if self.result is None:
+            return "not probed"
+        if self.result.ok:
+            return "ok"
+        if self.result.error is not None:
+            return str(self.result.error.kind.value)
+        return "failed"
+
+    @property
+    def error_kind(self) -> NodeErrorKind | None:
+        """The kind of the last failure, or None when the last probe was fine (or none ran)."""
+        if self.result is None or self.result.ok or self.result.error is None:
+            return None
+        return self.result.error.kind
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The last facts seen (empty when none), so formatting never has to test for None."""
+        if self.result is None or self.result.facts is None:
+            return {}
+        return dict(self.result.facts)
+
+
+def format_os(facts: dict[str, Any]) -> str:
+    """The OS label of the table (`display.format_os`, clipped to its column)."""
+    return clip(display.format_os(facts), 20)
+
+
+def format_agent(state: NodeState) -> str:
+    """Short agent sha plus what deploy did ("3fa2b9c1 present")."""
+    result = state.result
+    if result is None:
+        return MISSING
+    sha = (result.hello or {}).get("agent_sha")
+    parts = [str(sha)[:8]] if sha else []
+    if result.deploy is not None:
+        parts.append(str(result.deploy.status))
+    return " ".join(parts) if parts else MISSING
+
+
+def format_rtt(state: NodeState) -> str:
+    """Round-trip time in milliseconds."""
+    if state.result is None or state.result.rtt_ms is None:
+        return MISSING
+    return format_rtt_ms(state.result.rtt_ms)
+
+
+__all__ = [
+    "MISSING",
+    "PROBING",
+    "NodeState",
+    "clip",
+    "format_agent",
+    "format_cores",
+    "format_load",
+    "format_memory",
+    "format_os",
+    "format_power",
+    "format_rtt",
+    "show",
+]

@@ -1,0 +1,1 @@
+"""What the operator writes and both front ends share: inventory, sweep spec, SSH settings."""

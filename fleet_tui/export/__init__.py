@@ -1,0 +1,1 @@
+"""Writing stored results in other formats (JUnit XML now)."""

@@ -1,0 +1,17 @@
+"""States and kinds as string enums: what the store, the CLI and the TUI all name the same way."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class NodeErrorKind(StrEnum):
+    UNREACHABLE = "unreachable"
+    TIMEOUT = "timeout"
+    AUTH_FAILED = "auth_failed"
+    HOST_KEY_UNKNOWN = "host_key_unknown"
+    HOST_KEY_CHANGED = "host_key_changed"
+    AGENT_ERROR = "agent_error"
+    PROTOCOL_ERROR = "protocol_error"
+    BUSY = "busy"
+    CONFIG = "config"

@@ -1,0 +1,153 @@
+"""The store's connection: open (0600, WAL, migrations), transactions, and row helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from fleet_tui.paths import resolve_db_path
+from fleet_tui.store.records import CellRow, StoreError
+from fleet_tui.store.schema import BUSY_TIMEOUT_S, MIGRATIONS, SCHEMA_VERSION
+
+_CELL_COLUMNS = (
+    "id, run_id, node, workload, bucket, engine, config, key, state, attempts, reason, started_at, "
+    "finished_at"
+)
+
+
+class StoreBase:
+    """An open store connection; the query groups (nodes, runs, cells, samples, results) extend it."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._conn = connection
+        self.path = path
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> Self:
+        """Open (creating 0600 and migrating as needed) the store at `path`.
+
+        None means the default location (paths.default_db_path: $FLEET_TUI_DB, then the user
+        data dir). Raises StoreError for a file that is not a fleet-tui store or is newer than
+        this code.
+        """
+        db_path = resolve_db_path(path)
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:  # e.g. a path component is a file, or no permission
+            raise StoreError(
+                f"{db_path}: cannot create its folder {db_path.parent}: {exc.strerror or exc}"
+            ) from None
+        try:
+            # Create the file ourselves so it is never readable by others, not even briefly.
+            fd = os.open(db_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            os.chmod(db_path, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"{db_path}: cannot create the store: {exc.strerror or exc}") from None
+        try:
+            conn = sqlite3.connect(db_path, timeout=busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{db_path}: cannot open the store: {exc}") from None
+        store = cls(conn, db_path)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{db_path}: not a usable fleet-tui store: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        version: int = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
+
+    def _migrate(self) -> None:
+        if self.schema_version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: schema version {self.schema_version} is newer than this fleet-tui "
+                f"understands ({SCHEMA_VERSION}); upgrade fleet-tui"
+            )
+        if self.schema_version == SCHEMA_VERSION:
+            return  # the common case takes no write lock, so readers open while a sweep writes
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            with self._tx() as conn:
+                # Re-read inside the write lock: another process may have migrated meanwhile.
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= version:
+                    continue
+                for statement in statements:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout)
+        # at BEGIN instead of failing half-way through the transaction.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+
+def _cell_row(r: Sequence[Any]) -> CellRow:
+    return CellRow(
+        id=r[0],
+        run_id=r[1],
+        node=r[2],
+        workload=r[3],
+        bucket=r[4],
+        engine=r[5],
+        config=json.loads(r[6]),
+        key=r[7],
+        state=r[8],
+        attempts=r[9],
+        reason=r[10],
+        started_at=r[11],
+        finished_at=r[12],
+    )
+
+
+def _check(what: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise StoreError(f"invalid {what} {value!r} (one of: {', '.join(allowed)})")
+
+
+def _dumps(value: Any) -> str:
+    # allow_nan=False: NaN is not JSON; a summary carrying it is a bug upstream, say so here.
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _lastrowid(cursor: sqlite3.Cursor) -> int:
+    rowid = cursor.lastrowid
+    assert rowid is not None
+    return rowid
