@@ -214,6 +214,10 @@ async def _sweep(
                 progress.close()
                 print(f"interrupted while {exc.what}; nothing was stored", file=sys.stderr)
                 return ExitCode.INTERRUPTED
+            except StoreError as exc:
+                # The controller's own failure (a locked or full database, ...): no node is blamed.
+                progress.close()
+                return _fail(f"the store failed during the sweep: {exc}")
         progress.close()
         result.interrupted_signal = caught[0] if caught else None
         if args.junit:

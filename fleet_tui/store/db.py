@@ -110,13 +110,22 @@ class StoreBase:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so a busy database waits (busy_timeout)
         # at BEGIN instead of failing half-way through the transaction.
-        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # locked past busy_timeout, read-only, disk I/O error
+            raise StoreError(f"{self.path}: cannot write: {exc}") from None
         try:
             yield self._conn
+        except sqlite3.Error as exc:
+            self._conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: write failed: {exc}") from None
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: commit failed: {exc}") from None
 
 
 def _cell_row(r: Sequence[Any]) -> CellRow:

@@ -36,17 +36,18 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from fleet_tui.analysis.gates import GateReport, evaluate_gates
 from fleet_tui.display import format_ns_as_ms
 from fleet_tui.fleet.agent import agent_events
 from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 from fleet_tui.model.exit_codes import ExitCode
-from fleet_tui.store import RESULT_STATUSES, SAMPLE_PHASES, CellRow, Store, StoreError
+from fleet_tui.store import RESULT_STATUSES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
-from fleet_tui.sweep.events import Progress
+from fleet_tui.sweep.events import BadEvent, EventOrder, Progress
 from fleet_tui.sweep.plan import build_plan
+from node_agent.protocol import AgentExit, CellResultEvent, SamplesEvent, ThermalEvent
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
@@ -381,16 +382,20 @@ class SweepScheduler:
             cells=[c.key for c in todo],
         )
         report.jobs += 1
+        order = EventOrder(job.cells)
         async with contextlib.aclosing(agent_events(transport, remote_agent, "run", payload)) as events:
             async for event in events:
+                # Only what the node sent can be the node's fault: a store error or a bug below
+                # propagates as the controller's own error (never retried on, nor blamed on, a node).
                 try:
-                    self._handle(node, job, event, report)
-                except (StoreError, KeyError, TypeError, ValueError) as exc:
+                    order.check(event)
+                except BadEvent as exc:
                     raise NodeError(
                         NodeErrorKind.PROTOCOL_ERROR,
                         node.name,
-                        f"agent sent a bad {event.get('type')!r} event ({type(exc).__name__}: {exc})",
+                        f"agent sent a bad {event['type']!r} event: {exc}",
                     ) from None
+                self._handle(node, job, event, report)
         if job.hello_at is not None:
             report.agent_s += time.perf_counter() - job.hello_at
         if job.busy_holder is None:
@@ -399,25 +404,19 @@ class SweepScheduler:
             self._close_job(node, job, "failed", why)
 
     def _cell(self, job: _Job, event: Mapping[str, Any]) -> CellRow:
-        wire = str(event["cell_id"])
-        if wire not in job.cells:
-            raise KeyError(f"cell_id {wire!r} is not in this job")
-        return job.cells[wire]
+        # EventOrder has checked that the cell is one of this job's.
+        return job.cells[event["cell_id"]]
 
     def _handle(self, node: Node, job: _Job, event: dict[str, Any], report: NodeReport) -> None:
         kind = event["type"]
         if kind == "samples":
-            cell = self._cell(job, event)
-            if cell.id not in job.began:
-                # Stored now, they would be tagged with the previous (lost) attempt.
-                raise ValueError(f"samples for {cell.key} before its cell_started")
-            phase = event["phase"]
-            if phase not in SAMPLE_PHASES:
-                raise ValueError(f"unknown sample phase {phase!r}")
-            ns, t_ns = event["ns"], event.get("t_ns") or []
-            if not all(isinstance(v, int) and not isinstance(v, bool) for v in [*ns, *t_ns]):
-                raise TypeError("samples must be integers (ns)")
-            self.store.add_samples(cell.id, int(event.get("run", 0)), phase, ns, t_ns)
+            # Checked by decode_event (types, int64 ranges) and EventOrder (after cell_started,
+            # so they are never tagged with a previous, lost attempt).
+            samples = cast(SamplesEvent, event)
+            cell = self._cell(job, samples)
+            self.store.add_samples(
+                cell.id, samples["run"], samples["phase"], samples["ns"], samples.get("t_ns") or []
+            )
         elif kind == "progress":
             if "cell_id" not in event:
                 return
@@ -441,17 +440,13 @@ class SweepScheduler:
             )
         elif kind == "cell_started":
             cell = self._cell(job, event)
-            if cell.id in job.began:
-                raise ValueError(f"cell {cell.key} started twice in one job")
             self._mark(cell, "running", None, new_attempt=True)
             job.began.add(cell.id)
             self.progress.emit("cell_started", node=node.name, message=f"{cell.key} started", cell=cell.key)
         elif kind == "thermal":
-            cell_id = self._cell(job, event).id if "cell_id" in event else None
-            state = event["state"]
-            if not isinstance(state, dict):
-                raise TypeError("thermal state must be an object")
-            self.store.add_thermal(self.run_id, node.name, int(event["t_ns"]), state, cell_id)
+            thermal = cast(ThermalEvent, event)
+            cell_id = self._cell(job, thermal).id if "cell_id" in thermal else None
+            self.store.add_thermal(self.run_id, node.name, thermal["t_ns"], thermal["state"], cell_id)
         elif kind == "cell_result":
             self._cell_result(node, job, event, report)
         elif kind == "hello":
@@ -475,18 +470,15 @@ class SweepScheduler:
             )
         elif kind == "done":
             job.done = event
-            if event.get("exit_code") == 4 and job.busy_holder is None:
-                job.busy_holder = {"holder": "unknown (agent exit 4)"}
+            if event.get("exit_code") == AgentExit.BUSY and job.busy_holder is None:
+                job.busy_holder = {"holder": f"unknown (agent exit {int(AgentExit.BUSY)})"}
 
     def _cell_result(self, node: Node, job: _Job, event: Mapping[str, Any], report: NodeReport) -> None:
-        cell = self._cell(job, event)
-        status = str(event["status"])
-        summary = event.get("summary") or {}
-        if not isinstance(summary, dict):
-            raise TypeError("summary must be an object")
-        reason = event.get("reason")
-        if status not in RESULT_STATUSES:
-            raise ValueError(f"unknown cell_result status {status!r}")
+        result = cast(CellResultEvent, event)
+        cell = self._cell(job, result)
+        status = result["status"]
+        summary = result.get("summary") or {}
+        reason = result.get("reason")
         if cell.id not in job.began:
             # A result without cell_started still is an attempt (unsupported cells, mostly).
             self._mark(cell, "running", None, new_attempt=True)
@@ -655,8 +647,10 @@ async def run_sweep(
     except Interrupted:
         interrupted = True
     except Exception:
-        # A controller bug, not a node fault: say so in the store before the traceback.
-        store.set_run_status(run_id, "failed")
+        # The controller's own failure (a store error, a bug), not a node fault: say so in the
+        # store if it still works, then let the front end report it.
+        with contextlib.suppress(StoreError):
+            store.set_run_status(run_id, "failed")
         raise
     schedule_s = time.perf_counter() - schedule_started
     interrupted = interrupted or stop.is_set()

@@ -182,13 +182,18 @@ def test_a_lying_agent_is_its_nodes_error_only(
     sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
 ) -> None:
     fleet = sshd_fleet(1)
-    # The liar's python is the real one for probe and deploy, but its `run` answers the job with
-    # a well-formed result for a cell it was never given, then hangs until it is stopped.
+    # The liar's python is the real one for probe and deploy, but its `run` says hello as the
+    # deployed agent, answers the job with a well-formed result for a cell it was never given,
+    # then hangs until it is stopped.
     lie = json.dumps({"schema": SCHEMA, "type": "cell_result", "cell_id": "999999", "status": "ok"})
+    # In the shell's single quotes, '"$sha"' splices in the deployed agent's sha prefix.
+    hello = '{"schema": ' + str(SCHEMA) + ', "type": "hello", "agent_sha": "\'"$sha"\'"}'
     fake_python, pids = tmp_path / "lying-python", tmp_path / "liar-pids"
     fake_python.write_text(
         "#!/bin/sh\n"
-        f"if [ \"$3\" = run ]; then\n  echo $$ >> {pids}; read -r job; echo '{lie}'; exec sleep 60\nfi\n"
+        f'if [ "$3" = run ]; then\n  echo $$ >> {pids}; read -r job\n'
+        '  sha=$(basename "$2" .pyz | cut -d- -f2)\n'
+        f"  echo '{hello}'; echo '{lie}'; exec sleep 60\nfi\n"
         f'exec {sys.executable} "$@"\n'
     )
     fake_python.chmod(0o755)
@@ -255,3 +260,30 @@ def test_unknown_host_key_is_not_retried_and_resume_completes_once_trusted(
     assert resumed.finish() == 0, resumed.output
     with Store.open(db) as store:
         assert {c.node: c.state for c in store.cells_for(run_id)} == {"ssh0": "done", "ssh1": "done"}
+
+
+def test_a_store_failure_is_the_controllers_error_not_the_nodes(
+    sweep_env: dict[str, str], isolated_home: Path, tmp_path: Path
+) -> None:
+    """A database another process holds locked fails the sweep with a clean message and exit 2:
+    the node is neither blamed (no protocol_error) nor retried."""
+    spec = spec_text(min_duration_s=1.0, max_duration_s=3.0)
+    inventory, spec_path, db = write_setup(tmp_path, [local_node()], spec)
+    sweep = Sweep(
+        ["sweep", str(spec_path), "--inventory", str(inventory), "--db", str(db), "--json"], sweep_env
+    )
+    sweep.wait_for(lambda e: e.get("event") == "cell_started")
+    # A second writer takes the write lock and keeps it: the sweep's next write waits out its
+    # busy timeout and fails.
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        code = sweep.finish()
+    finally:
+        holder.close()
+    assert code == 2, sweep.output
+    assert "the store failed during the sweep" in sweep.output and "locked" in sweep.output
+    assert "Traceback" not in sweep.output
+    assert "protocol_error" not in sweep.output
+    assert not [e for e in sweep.events if e.get("event") in ("retry", "node_lost")], sweep.output
+    assert wait_no_agents(str(isolated_home)) == []  # the agent was stopped, not left measuring

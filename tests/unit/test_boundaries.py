@@ -178,3 +178,17 @@ def test_cli_start_up_imports_only_argparse_level_modules() -> None:
     loaded = _loaded_after_importing(["fleet_tui.cli"])
     expensive = {"textual", "asyncssh", "numpy", "sqlite3", "cryptography"} & loaded
     assert not expensive, f"`fleet-tui --help` would pay for {sorted(expensive)}"
+
+
+def test_layers_contract_holds() -> None:
+    """`lint-imports` (import-linter, contract in pyproject) passes: no layer imports one above it.
+
+    What import-linter cannot say (stdlib-only agent core, no heavy libraries in the controller,
+    textual only under app/) is checked by the tests above."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    assert lint_imports.exists(), "import-linter is a dev dependency: pip install -e '.[dev]'"
+    done = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fleet_tui layers KEPT" in done.stdout, done.stdout

@@ -143,3 +143,19 @@ def test_coreml_predicts_and_caches_the_compiled_model(mlp_artifact: Path, units
     again = make_engine("coreml", {"compute_units": units, "precision": "fp32"})
     cold2 = again.load(mlp_artifact, manifest_of(mlp_artifact), "b8")
     assert cold2.compile_cached is True and cold2.compile_ns is None
+
+
+def test_engine_defaults_are_one_definition_shared_with_the_spec() -> None:
+    """The MLX default dtype (and every other default) comes from the agent's one table."""
+    from fleet_tui.config.spec import ENGINE_DEFAULTS, ENGINE_OPTIONS, parse_spec
+    from node_agent.engines import CONFIG_CHOICES, CONFIG_DEFAULTS
+
+    assert ENGINE_OPTIONS is CONFIG_CHOICES and ENGINE_DEFAULTS is CONFIG_DEFAULTS
+    spec = parse_spec(
+        'name = "d"\n[[workload]]\nname = "mlp"\n  [[workload.bucket]]\n  name = "b1"\n  budget_ms = 5.0\n'
+        '[engines]\nmlx = [{ device = "cpu" }]\n'
+    )
+    (mlx,) = spec.engines
+    assert mlx.config == validate_config("mlx", {"device": "cpu"})
+    assert mlx.key == f"mlx:cpu:{CONFIG_DEFAULTS['mlx']['dtype']}"
+    assert mlx.precision == precision_of("mlx", {"device": "cpu"}) == CONFIG_DEFAULTS["mlx"]["dtype"]

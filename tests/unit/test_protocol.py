@@ -1,0 +1,139 @@
+"""The wire format's decoder: every bad line is a ProtocolError, and nothing else escapes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from fleet_tui.sweep.events import BadEvent, EventOrder
+from node_agent.protocol import MAX_LINE_BYTES, SCHEMA, ProtocolError, decode_event, encode_event
+
+
+def line(event_type: str, **fields: Any) -> str:
+    return json.dumps({"schema": SCHEMA, "type": event_type, **fields})
+
+
+SAMPLES = {"cell_id": "7", "run": 0, "phase": "measure", "ns": [1200, 1300], "t_ns": [5, 6]}
+
+BAD_LINES = {
+    "not-json": "this is not json",
+    "truncated": '{"schema": 1, "type": "samples", "ns": [1, 2',
+    "not-an-object": "[1, 2, 3]",
+    "deep-nesting": '{"schema": 1, "type": "facts", "facts": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "huge-int-digits": '{"schema": 1, "type": "done", "ok": true, "exit_code": ' + "9" * 5000 + "}",
+    "int-past-int64-in-samples": line("samples", **{**SAMPLES, "ns": [2**63]}),
+    "int-past-int64-in-t_ns": line("samples", **{**SAMPLES, "t_ns": [2**64]}),
+    "thermal-t_ns-past-int64": line("thermal", t_ns=2**63, state={}),
+    "float-overflow": '{"schema": 1, "type": "thermal", "t_ns": 1, "state": {"x": 1e400}}',
+    "infinity-literal": '{"schema": 1, "type": "thermal", "t_ns": 1, "state": {"x": Infinity}}',
+    "nan-literal": '{"schema": 1, "type": "facts", "facts": {"x": NaN}}',
+    "unhashable-type": '{"schema": 1, "type": ["samples"]}',
+    "object-type": '{"schema": 1, "type": {"a": 1}}',
+    "unknown-type": line("reboot"),
+    "schema-missing": '{"type": "done", "ok": true, "exit_code": 0}',
+    "schema-bool": '{"schema": true, "type": "done", "ok": true, "exit_code": 0}',
+    "schema-other": '{"schema": 99, "type": "done", "ok": true, "exit_code": 0}',
+    "negative-duration": line("samples", **{**SAMPLES, "ns": [-1, -5, -(10**18)]}),
+    "float-duration": line("samples", **{**SAMPLES, "ns": [1.5]}),
+    "bool-duration": line("samples", **{**SAMPLES, "ns": [True]}),
+    "string-duration": line("samples", **{**SAMPLES, "ns": ["3"]}),
+    "ns-not-a-list": line("samples", **{**SAMPLES, "ns": 5}),
+    "run-bool": line("samples", **{**SAMPLES, "run": True}),
+    "run-string": line("samples", **{**SAMPLES, "run": "3"}),
+    "run-float": line("samples", **{**SAMPLES, "run": 1.5}),
+    "run-negative": line("samples", **{**SAMPLES, "run": -7}),
+    "unknown-phase": line("samples", **{**SAMPLES, "phase": "cooldown"}),
+    "samples-without-cell": line("samples", run=0, phase="measure", ns=[1]),
+    "samples-without-run": line("samples", cell_id="7", phase="measure", ns=[1]),
+    "cell_id-int": line("cell_started", cell_id=7),
+    "result-status-unknown": line("cell_result", cell_id="7", status="great"),
+    "result-summary-list": line("cell_result", cell_id="7", status="ok", summary=[1]),
+    "result-reason-object": line("cell_result", cell_id="7", status="failed", reason={"x": 1}),
+    "thermal-state-list": line("thermal", t_ns=1, state=[1]),
+    "facts-missing": line("facts"),
+    "done-exit-bool": line("done", ok=True, exit_code=False),
+    "done-ok-int": line("done", ok=1, exit_code=0),
+    "error-message-missing": line("error", code="x"),
+    "warning-code-int": line("warning", code=3, message="m"),
+    "busy-holder-string": line("busy", holder="someone"),
+    "too-long": '{"schema": 1, "type": "facts", "facts": {"x": "' + "a" * (MAX_LINE_BYTES + 1) + '"}}',
+}
+
+
+@pytest.mark.parametrize("text", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_every_kind_of_bad_line_is_a_protocol_error(text: str) -> None:
+    with pytest.raises(ProtocolError):
+        decode_event(text)
+    with pytest.raises(ProtocolError):
+        decode_event(text.encode())
+
+
+def test_invalid_utf8_bytes_are_a_protocol_error_not_a_decode_error() -> None:
+    with pytest.raises(ProtocolError):
+        decode_event(b"\xff\xfe{\x00")
+
+
+def test_good_events_decode_to_their_fields_and_keep_unknown_ones() -> None:
+    event = decode_event(encode_event("samples", **SAMPLES, extra="kept"))
+    assert event["ns"] == [1200, 1300] and event["run"] == 0 and event["extra"] == "kept"
+    assert decode_event(encode_event("done", ok=False, exit_code=4))["exit_code"] == 4
+    assert decode_event(encode_event("hello"))["type"] == "hello"
+    big_but_fine = decode_event(line("samples", **{**SAMPLES, "ns": [2**63 - 1]}))
+    assert big_but_fine["ns"] == [2**63 - 1]
+    summary = decode_event(line("cell_result", cell_id="7", status="ok", summary={"p50": 1.5e6}))
+    assert summary["summary"] == {"p50": 1.5e6}
+
+
+def test_the_message_names_the_bad_field() -> None:
+    with pytest.raises(ProtocolError, match=r"samples\.ns \[1\] = -5"):
+        decode_event(line("samples", **{**SAMPLES, "ns": [1, -5]}))
+    with pytest.raises(ProtocolError, match=r"samples\.run must be an integer"):
+        decode_event(line("samples", **{**SAMPLES, "run": True}))
+
+
+def events(*kinds_and_fields: tuple[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [decode_event(line(kind, **fields)) for kind, fields in kinds_and_fields]
+
+
+def test_event_order_accepts_a_normal_job() -> None:
+    order = EventOrder(["7"])
+    for event in events(
+        ("hello", {}),
+        ("cell_started", {"cell_id": "7"}),
+        ("samples", SAMPLES),
+        ("thermal", {"t_ns": 1, "state": {}, "cell_id": "7"}),
+        ("cell_result", {"cell_id": "7", "status": "ok"}),
+        ("progress", {"cell_id": "7", "phase": "done"}),
+        ("done", {"ok": True, "exit_code": 0}),
+    ):
+        order.check(event)
+
+
+@pytest.mark.parametrize(
+    ("stream", "needle"),
+    [
+        ([("samples", SAMPLES)], "before hello"),
+        ([("cell_result", {"cell_id": "7", "status": "ok"})], "before hello"),
+        ([("hello", {}), ("samples", SAMPLES)], "before its cell_started"),
+        (
+            [
+                ("hello", {}),
+                ("cell_started", {"cell_id": "7"}),
+                ("cell_result", {"cell_id": "7", "status": "ok"}),
+                ("samples", SAMPLES),
+            ],
+            "after its cell_result",
+        ),
+        ([("hello", {}), ("cell_started", {"cell_id": "8"})], "not in this job"),
+        ([("hello", {}), ("cell_started", {"cell_id": "7"}), ("cell_started", {"cell_id": "7"})], "twice"),
+        ([("hello", {}), ("hello", {})], "second hello"),
+    ],
+)
+def test_event_order_violations_are_bad_events(stream: list[tuple[str, dict[str, Any]]], needle: str) -> None:
+    order = EventOrder(["7"])
+    decoded = events(*stream)
+    with pytest.raises(BadEvent, match=needle):
+        for event in decoded:
+            order.check(event)
