@@ -7,6 +7,7 @@ from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker
 
 from fleet_tui.app.screens.fleet import FleetScreen
 from fleet_tui.config.inventory import Node, load_inventory
@@ -39,6 +40,17 @@ class FleetApp(App[int]):
 
     def on_mount(self) -> None:
         self.push_screen(FleetScreen(self.nodes))
+
+    def report_worker_error(self, worker: Worker[object]) -> None:
+        """The one place a failed background worker is reported: logged and shown, never silent.
+
+        Node faults are results, not worker errors; what lands here is the controller's own
+        failure (an OSError writing known_hosts, a bug), named with the worker's task.
+        """
+        error = worker.error
+        self.log.error(f"worker {worker.name!r} failed: {error!r}")
+        what = f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+        self.notify(f"{worker.name}: {what}", title="Something went wrong", severity="error", timeout=30)
 
     async def on_unmount(self) -> None:
         # Screens (and so their probe workers) are gone by now; close the SSH connections they

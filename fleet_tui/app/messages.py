@@ -1,6 +1,7 @@
 """Messages the TUI's background workers post back to the screens.
 
 Workers never touch widgets: they post one of these and the screen's handler updates the table.
+A screen posts them to itself, so none bubbles (`bubble=False`): no other node acts on them.
 That keeps every widget mutation on the app's own task, and lets tests assert on what happened
 (``app.run_test(message_hook=...)``) rather than only on what is drawn.
 """
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class NodeProbed(Message):
+class NodeProbed(Message, bubble=False):
     """One node's probe finished, ok or not. Posted as each node completes, not at the end."""
 
     result: ProbeResult
@@ -25,7 +26,7 @@ class NodeProbed(Message):
 
 
 @dataclass
-class ProbeAborted(Message):
+class ProbeAborted(Message, bubble=False):
     """A probe worker died of an unexpected exception (a bug, not a node fault).
 
     Node faults arrive as `NodeProbed` with an error; this is for the rest, so rows that were
@@ -39,7 +40,7 @@ class ProbeAborted(Message):
 
 
 @dataclass
-class HostKeyTrusted(Message):
+class HostKeyTrusted(Message, bubble=False):
     """The operator accepted a node's host key and it was appended to known_hosts."""
 
     name: str

@@ -1,10 +1,12 @@
 """The `fleet-tui` command: bare, the TUI; with a command, headless.
 
-Start-up must stay fast (`fleet-tui --help` well under half a second), so this module imports
-only argparse at top level; every command imports what it needs when it runs.
+The parser is built from `COMMANDS`, one row per command: its name, help, options and its
+handler as "module:function", imported only when the command runs. Start-up must stay fast
+(`fleet-tui --help` pays for argparse only), so this module imports nothing heavy, and a new
+command group is one module under `fleet_tui/cli/` plus one row here.
 
-Exit codes (DESIGN "Controller surface"): 0 ok, 1 a gate failed, 2 bad input or config,
-3 incomplete (node faults).
+Exit codes: `fleet_tui.model.exit_codes.ExitCode` (0 ok, 1 a gate failed, 2 bad input or
+config, 3 incomplete (node faults), 130 interrupted).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from fleet_tui.model.exit_codes import ExitCode
 
@@ -71,8 +74,9 @@ def _add_ssh(parser: argparse.ArgumentParser, *, command: bool = True) -> None:
     )
 
 
-def _lazy(module: str, function: str) -> Handler:
-    """A handler that imports its module only when the command runs (keeps --help fast)."""
+def _lazy(target: str) -> Handler:
+    """A handler that imports "module:function" only when the command runs (keeps --help fast)."""
+    module, function = target.split(":")
 
     def handler(args: argparse.Namespace) -> int:
         import importlib
@@ -81,6 +85,60 @@ def _lazy(module: str, function: str) -> Handler:
         return result
 
     return handler
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", nargs="?", metavar="SPEC", help="sweep spec TOML (not needed with --resume)")
+
+
+def _sweep_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; run nothing")
+    parser.add_argument("--resume", metavar="RUN", help="run only the unfinished cells of run RUN")
+    parser.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One row of the command table."""
+
+    name: str
+    help: str
+    handler: str
+    """"module:function" taking the parsed arguments and returning the exit code."""
+    ssh: bool = True
+    """Takes the SSH options (--known-hosts, --accept-new-host-keys, --connect-timeout)."""
+    json_help: str = "one JSON object per line"
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    """Positional arguments (added before the common options)."""
+    options: Callable[[argparse.ArgumentParser], None] | None = None
+    """Options of this command only (added after the common ones)."""
+
+
+TUI_HANDLER = "fleet_tui.app.main:run_app"
+
+COMMANDS: tuple[Command, ...] = (
+    Command("probe", "probe every node concurrently and print its facts", "fleet_tui.cli.fleet:cmd_probe"),
+    Command("deploy", "upload the agent to every node (only when absent)", "fleet_tui.cli.fleet:cmd_deploy"),
+    Command(
+        "selftest",
+        "check the platform assumptions measurements rely on, on every node",
+        "fleet_tui.cli.fleet:cmd_selftest",
+    ),
+    Command(
+        "sweep",
+        "run a matrix sweep from a spec (TOML) across the fleet",
+        "fleet_tui.cli.sweep:cmd_sweep",
+        arguments=_sweep_arguments,
+        options=_sweep_options,
+    ),
+    Command(
+        "runs",
+        "list stored runs with status and gate summary",
+        "fleet_tui.cli.sweep:cmd_runs",
+        ssh=False,
+        json_help="a JSON list of runs, each with its id",
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,37 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(parser, json_flag=False, command=False)
     _add_ssh(parser, command=False)
-    parser.set_defaults(handler=_lazy("fleet_tui.app.main", "run_app"))
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    probe = commands.add_parser("probe", help="probe every node concurrently and print its facts")
-    _add_common(probe)
-    _add_ssh(probe)
-    probe.set_defaults(handler=_lazy("fleet_tui.cli.fleet", "cmd_probe"))
-
-    deploy = commands.add_parser("deploy", help="upload the agent to every node (only when absent)")
-    _add_common(deploy)
-    _add_ssh(deploy)
-    deploy.set_defaults(handler=_lazy("fleet_tui.cli.fleet", "cmd_deploy"))
-
-    selftest = commands.add_parser("selftest", help="check platform assumptions (TECH_BRIEF F) on every node")
-    _add_common(selftest)
-    _add_ssh(selftest)
-    selftest.set_defaults(handler=_lazy("fleet_tui.cli.fleet", "cmd_selftest"))
-
-    sweep = commands.add_parser("sweep", help="run a matrix sweep from a spec (TOML) across the fleet")
-    sweep.add_argument("spec", nargs="?", metavar="SPEC", help="sweep spec TOML (not needed with --resume)")
-    _add_common(sweep)
-    _add_ssh(sweep)
-    sweep.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; run nothing")
-    sweep.add_argument("--resume", metavar="RUN", help="run only the unfinished cells of run RUN")
-    sweep.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
-    sweep.set_defaults(handler=_lazy("fleet_tui.cli.sweep", "cmd_sweep"))
-
-    runs = commands.add_parser("runs", help="list stored runs with status and gate summary")
-    _add_common(runs, json_help="a JSON list of runs, each with its id")
-    runs.set_defaults(handler=_lazy("fleet_tui.cli.sweep", "cmd_runs"))
-
+    parser.set_defaults(handler=_lazy(TUI_HANDLER))
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help)
+        if command.arguments is not None:
+            command.arguments(sub)
+        _add_common(sub, json_help=command.json_help)
+        if command.ssh:
+            _add_ssh(sub)
+        if command.options is not None:
+            command.options(sub)
+        sub.set_defaults(handler=_lazy(command.handler))
     return parser
 
 

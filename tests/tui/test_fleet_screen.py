@@ -279,3 +279,33 @@ async def test_accept_new_host_keys_trusts_on_first_use(sshd_fleet: Any, settle:
         # Accepted without a dialog, but never silently: the fingerprint is in the detail panel.
         fingerprint = host_fingerprint(fleet.sshds[0].root / "ssh_host_ed25519_key.pub")
         assert "accepted on first use" in detail_text(app) and fingerprint in detail_text(app)
+
+
+@pytest.mark.sshd
+async def test_a_known_hosts_write_failure_is_shown_not_swallowed(
+    sshd_fleet: Any, settle: Settle, wait_until: WaitUntil
+) -> None:
+    """The operator agrees, but known_hosts cannot be written (here: it became a directory): the
+    app's worker-error handler shows the OSError, naming the path; nothing is trusted."""
+    from textual.notifications import Notify
+
+    fleet = sshd_fleet(1)
+    app, known_hosts = _unknown_key_app(fleet)
+    messages: list[Message] = []
+    async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, HostKeyDialog), "the host key dialog")
+        known_hosts.unlink()
+        known_hosts.mkdir()
+        await pilot.press("y")
+
+        def shown() -> list[str]:
+            return [m.notification.message for m in messages if isinstance(m, Notify)]
+
+        await wait_until(pilot, lambda: any(str(known_hosts) in text for text in shown()), "the error")
+        error = next(text for text in shown() if str(known_hosts) in text)
+        assert "host key ssh0" in error and ("IsADirectoryError" in error or "Errno" in error), error
+        await settle(pilot)
+        assert cell(app, "ssh0", "status") == "host_key_unknown"
+        assert not any(isinstance(m, HostKeyTrusted) for m in messages)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
 from fleet_tui.app.messages import HostKeyTrusted, NodeProbed, ProbeAborted
+from fleet_tui.app.screens.base import FleetAppScreen
 from fleet_tui.app.screens.hostkey import HostKeyDialog
 from fleet_tui.app.state import NodeState
 from fleet_tui.app.widgets.node_detail import NodeDetail
@@ -19,8 +19,6 @@ from fleet_tui.app.widgets.node_table import NodeTable
 from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 
 if TYPE_CHECKING:
-    from textual.theme import Theme
-
     from fleet_tui.app.app import FleetApp
     from fleet_tui.config.inventory import Node
 
@@ -28,7 +26,7 @@ PROBE_ALL_GROUP = "probe:all"
 """Worker group of a whole-fleet probe; exclusive, so r twice restarts rather than doubles up."""
 
 
-class FleetScreen(Screen[None]):
+class FleetScreen(FleetAppScreen[None]):
     """One row per inventory node, filled in as each node's probe answers."""
 
     BINDINGS = [
@@ -62,15 +60,7 @@ class FleetScreen(Screen[None]):
             table.add_node(state)
         table.focus()
         self._show_detail()
-        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
         self.probe(tuple(self.states))
-
-    def _theme_changed(self, _theme: Theme) -> None:
-        # Cell colours are resolved from the theme when drawn, so redraw every row.
-        table = self.query_one(NodeTable)
-        table.palette = None
-        for state in self.states.values():
-            table.show_state(state)
 
     # -- probing -----------------------------------------------------------------------------
 

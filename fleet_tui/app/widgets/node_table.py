@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
-from textual.color import Color
 from textual.widgets import DataTable
 
 from fleet_tui.app.state import (
@@ -49,37 +48,60 @@ _BAD_THERMAL = {"heavy", "trapping", "sleeping"}
 
 @dataclass(frozen=True)
 class Palette:
-    """Cell styles resolved from the current theme, since DataTable cells are Rich text."""
+    """Cell styles, read from the table's component classes (DataTable cells are Rich text)."""
 
     ok: Style
     warning: Style
     error: Style
     muted: Style
 
-    @classmethod
-    def from_theme(cls, variables: dict[str, str]) -> Palette:
-        def colour(name: str) -> Style:
-            return Style(color=Color.parse(variables[name]).rich_color)
-
-        return cls(
-            ok=colour("success"), warning=colour("warning"), error=colour("error"), muted=Style(dim=True)
-        )
-
 
 class NodeTable(DataTable[Text]):
-    """A DataTable keyed by node name. Rows appear from the inventory before any probe answers."""
+    """A DataTable keyed by node name. Rows appear from the inventory before any probe answers.
+
+    Its colours are component classes (themeable in CSS like any widget part); the table redraws
+    its rows itself when the theme changes.
+    """
+
+    COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | {
+        "node-table--ok",
+        "node-table--warning",
+        "node-table--error",
+        "node-table--muted",
+    }
+    DEFAULT_CSS = """
+    NodeTable > .node-table--ok { color: $success; }
+    NodeTable > .node-table--warning { color: $warning; }
+    NodeTable > .node-table--error { color: $error; }
+    NodeTable > .node-table--muted { text-style: dim; }
+    """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own name
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.palette: Palette | None = None
+        self._shown: dict[str, NodeState] = {}
+        """The state each row last showed, to redraw it in new colours."""
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
             self.add_column(label, key=key)
+        self.app.theme_changed_signal.subscribe(self, self._theme_changed)
+
+    def _theme_changed(self, _theme: object) -> None:
+        # Published after the new theme's CSS is applied, so the component styles are current.
+        self.palette = None
+        for state in self._shown.values():
+            self.show_state(state)
 
     def _palette(self) -> Palette:
         if self.palette is None:
-            self.palette = Palette.from_theme(self.app.theme_variables)
+
+            def style(name: str) -> Style:
+                return self.get_component_rich_style(f"node-table--{name}", partial=True)
+
+            self.palette = Palette(
+                ok=style("ok"), warning=style("warning"), error=style("error"), muted=style("muted")
+            )
         return self.palette
 
     def cells(self, state: NodeState) -> dict[str, Text]:
@@ -132,10 +154,12 @@ class NodeTable(DataTable[Text]):
     def add_node(self, state: NodeState) -> None:
         """Add a row for a node (keyed by its name)."""
         cells = self.cells(state)
+        self._shown[state.node.name] = state
         self.add_row(*(cells[key] for key, _ in COLUMNS), key=state.node.name)
 
     def show_state(self, state: NodeState) -> None:
         """Redraw one node's row; the other rows are untouched."""
+        self._shown[state.node.name] = state
         for key, text in self.cells(state).items():
             self.update_cell(state.node.name, key, text, update_width=True)
 
