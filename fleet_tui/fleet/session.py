@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,17 @@ from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, Transport, 
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
+
+
+CONNECT_RETRIES = 2
+"""Extra connect attempts for an `unreachable` node (so 3 in all) before the failure is reported."""
+CONNECT_BACKOFF_S = 0.25
+"""The first retry's mean pause; each further retry doubles it."""
+
+
+def connect_backoff_s(attempt: int, rng: random.Random) -> float:
+    """Pause before retry `attempt` (0-based): "full jitter", uniform in [0, 2 x base x 2^attempt]."""
+    return rng.uniform(0.0, 2 * CONNECT_BACKOFF_S * 2**attempt)
 
 
 class FleetConnections:
@@ -34,6 +46,7 @@ class FleetConnections:
         self._deployed: dict[str, DeployResult] = {}
         self._bundle: AgentBundle | None = None
         self._locks: dict[str, asyncio.Lock] = {}
+        self._jitter = random.Random()
 
     def bundle(self) -> AgentBundle:
         """The agent zipapp of this session (built once)."""
@@ -46,7 +59,13 @@ class FleetConnections:
         return transport is not None and transport.is_connected
 
     async def transport(self, node: Node) -> Transport:
-        """The node's connected transport (connecting once)."""
+        """The node's connected transport (connecting once).
+
+        A connect that fails as `unreachable` (refused, reset, no route: often a node that is
+        rebooting or an sshd at MaxStartups) is retried up to CONNECT_RETRIES times, after a
+        jittered exponential pause per host, so nodes that fail together do not retry in step.
+        Every other failure (timeout, auth, host key, config) is final at once.
+        """
         lock = self._locks.setdefault(node.name, asyncio.Lock())
         async with lock:
             transport = self._transports.get(node.name)
@@ -55,8 +74,15 @@ class FleetConnections:
                     await transport.close()
                 transport = open_transport(node, self.settings)
                 self._transports[node.name] = transport
-            await transport.connect()
-            return transport
+            for attempt in range(CONNECT_RETRIES + 1):
+                try:
+                    await transport.connect()
+                    return transport
+                except NodeError as exc:
+                    if exc.kind is not NodeErrorKind.UNREACHABLE or attempt == CONNECT_RETRIES:
+                        raise
+                await asyncio.sleep(connect_backoff_s(attempt, self._jitter))
+            raise AssertionError("unreachable")  # the loop returns or raises
 
     async def agent_path(self, node: Node, transport: Transport) -> tuple[str, DeployResult]:
         """Deploy the agent once per session; later calls report it "present" without a check."""

@@ -15,3 +15,5 @@ class NodeErrorKind(StrEnum):
     PROTOCOL_ERROR = "protocol_error"
     BUSY = "busy"
     CONFIG = "config"
+    CONTROLLER_ERROR = "controller_error"
+    """Not the node's fault: a bug (or local failure) in the controller while working on that node."""

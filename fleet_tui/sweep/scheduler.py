@@ -72,6 +72,7 @@ NEVER_RETRIED: Final = frozenset(
         NodeErrorKind.HOST_KEY_CHANGED,
         NodeErrorKind.AUTH_FAILED,
         NodeErrorKind.CONFIG,
+        NodeErrorKind.CONTROLLER_ERROR,
     }
 )
 """Node errors that waiting cannot cure: the operator must act (trust a key, fix the inventory),

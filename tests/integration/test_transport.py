@@ -229,3 +229,26 @@ async def test_local_transport(local_node: Node, isolated_home: Path, tmp_path: 
     with pytest.raises(NodeError) as info:
         await transport.run(["sleep", "5"], timeout=0.3)
     assert info.value.kind is NodeErrorKind.TIMEOUT
+
+
+async def test_a_node_without_sftp_says_so(sshd_fleet: Factory, tmp_path: Path) -> None:
+    """An sshd with no `Subsystem sftp` is named as such (a config error, never retried), not
+    reported as a lost connection."""
+    fleet = sshd_fleet(1)
+    config = fleet.sshds[0].config
+    lines = config.read_text().splitlines(keepends=True)
+    config.write_text("".join(line for line in lines if not line.startswith("Subsystem")))
+    fleet.kill(0)
+    fleet.restart(0)
+    transport = open_transport(fleet.nodes[0], fleet.settings)
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(b"x" * 100)
+    try:
+        with pytest.raises(NodeError) as caught:
+            await transport.put_file(payload, "payload.bin")
+        assert caught.value.kind is NodeErrorKind.CONFIG
+        assert "no SFTP subsystem" in caught.value.message, caught.value.message
+        # The connection itself is fine: commands still run.
+        assert (await transport.run(["echo", "ok"])).stdout.strip() == "ok"
+    finally:
+        await transport.close()

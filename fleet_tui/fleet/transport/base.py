@@ -55,12 +55,17 @@ class NodeError(Exception):
 def as_node_error(exc: Exception, node: str, doing: str) -> NodeError:
     """Any failure of one node's work as a NodeError, so it stays in that node's result.
 
-    Anything that is not already a NodeError is unexpected (a bug more than a node fault), so it
-    keeps its exception type in the message.
+    Anything that is not already a NodeError is the controller's own failure (a bug, not a node
+    fault): kind `controller_error`, with its exception type in the message, so it is never
+    blamed on the node.
     """
     if isinstance(exc, NodeError):
         return exc
-    return NodeError(NodeErrorKind.AGENT_ERROR, node, f"{doing} failed: {type(exc).__name__}: {exc}")
+    return NodeError(
+        NodeErrorKind.CONTROLLER_ERROR,
+        node,
+        f"{doing} failed in the controller (a bug, not the node): {type(exc).__name__}: {exc}",
+    )
 
 
 @dataclass

@@ -300,7 +300,22 @@ class SshTransport(Transport):
         temp = f"{target}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
         conn = await self._connection()
         try:
-            async with conn.start_sftp_client() as sftp:
+            client = await conn.start_sftp_client()
+        except asyncssh.ChannelOpenError as exc:
+            if conn.is_closed():
+                raise self.lost(exc) from exc
+            # The connection is fine, the server refused the subsystem: sshd has no SFTP. Not a
+            # fault that waiting cures, so it is the node's configuration (never retried).
+            raise NodeError(
+                NodeErrorKind.CONFIG,
+                self.node.name,
+                f"{describe_target(self.node)} has no SFTP subsystem ({exc.reason}); uploads need "
+                "one (sshd_config: Subsystem sftp internal-sftp)",
+            ) from exc
+        except (asyncssh.Error, OSError) as exc:
+            raise self.lost(exc) from exc
+        try:
+            async with client as sftp:
                 try:
                     await sftp.put(str(local), temp)
                     await sftp.posix_rename(temp, target)  # atomic replace (OpenSSH extension)
