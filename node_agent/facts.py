@@ -16,9 +16,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-import platform
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -233,16 +231,30 @@ def _read_file(path: str) -> str | None:
         return None
 
 
+def _uname() -> tuple[str, str, str]:
+    """(hostname, kernel release, machine) from os.uname(), the fields socket.gethostname() and
+    platform.release() / machine() return, without importing those modules (they cost ms)."""
+    try:
+        uname = os.uname()
+    except (AttributeError, OSError):  # no uname on this platform
+        import platform
+
+        return platform.node(), platform.release(), platform.machine()
+    return uname.nodename, uname.release, uname.machine
+
+
 def _common_facts() -> dict[str, Any]:
     conditions = thermal.read_conditions()
+    hostname, kernel, machine = _uname()
+    libs = library_versions()
     return {
-        "hostname": socket.gethostname(),
-        "kernel": platform.release() or None,
-        "machine": platform.machine() or None,
+        "hostname": hostname,
+        "kernel": kernel or None,
+        "machine": machine or None,
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
-        "libs": library_versions(),
-        "engines": available_engines(),
+        "libs": libs,
+        "engines": available_engines(libs),
         "load_avg": conditions["load_avg"],
         "thermal_pressure": conditions["thermal_pressure"],
         "thermal_source": conditions["thermal_source"],
@@ -252,6 +264,18 @@ def _common_facts() -> dict[str, Any]:
         "battery_percent": conditions["battery_percent"],
         "top_cpu": conditions["top_cpu"],
     }
+
+
+def _processor() -> str:
+    import platform  # a fallback only: importing it costs a few ms on every probe
+
+    return platform.processor()
+
+
+def _mac_ver() -> str:
+    import platform
+
+    return platform.mac_ver()[0]
 
 
 def _start(argv: list[str]) -> subprocess.Popen[str] | None:
@@ -307,7 +331,7 @@ def macos_facts(run: RunCommand | None = None) -> dict[str, Any]:
     translated = parse_int(sysctl.get("sysctl.proc_translated"))
     facts: dict[str, Any] = {
         "os": "macos",
-        "os_version": versions["product_version"] or (platform.mac_ver()[0] or None),
+        "os_version": versions["product_version"] or (_mac_ver() or None),
         "os_build": versions["build_version"],
         "chip": sysctl.get("machdep.cpu.brand_string") or None,
         "hw_model": sysctl.get("hw.model") or None,
@@ -358,7 +382,7 @@ def linux_facts() -> dict[str, Any]:
         "os": "linux",
         "os_version": parse_os_release(_read_file("/etc/os-release")),
         "os_build": None,
-        "chip": parse_cpuinfo_model(_read_file("/proc/cpuinfo")) or platform.processor() or None,
+        "chip": parse_cpuinfo_model(_read_file("/proc/cpuinfo")) or _processor() or None,
         "hw_model": product or None,
         "cores_total": os.cpu_count(),
         "cores_available": cores_available,
@@ -385,7 +409,7 @@ def collect_facts() -> dict[str, Any]:
     elif sys.platform.startswith("linux"):
         facts = linux_facts()
     else:
-        facts = {"os": sys.platform, "chip": platform.processor() or None, "cores_total": os.cpu_count()}
+        facts = {"os": sys.platform, "chip": _processor() or None, "cores_total": os.cpu_count()}
     facts.update(_common_facts())
     for key in FACT_KEYS:
         facts.setdefault(key, None)
