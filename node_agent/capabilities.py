@@ -33,11 +33,11 @@ def _metadata_version(path: str) -> str | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if not line.strip():
+                if not line.rstrip("\r\n"):  # the blank line that ends the headers
                     break
                 key, sep, value = line.partition(":")
-                if sep and key.strip().lower() == "version":
-                    return value.strip()
+                if sep and key.lower() == "version":
+                    return value.lstrip(" \t").rstrip("\r\n")  # as the email header parser reads it
     except OSError:
         pass
     return None

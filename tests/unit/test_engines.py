@@ -98,8 +98,10 @@ def test_engine_loads_times_and_passes_the_numeric_gate(
     assert engine.check_supported() is None
     cold = engine.load(mlp_artifact, manifest_of(mlp_artifact), "b8")
     assert cold.load_ns > 0 and cold.first_ns > 0 and cold.compile_ns is None
-    calls = CountingForward(engine.model.module.forward)
-    engine.model.module = SimpleNamespace(forward=calls)
+    loaded: Any = engine  # the numpy and MLX engines expose what they loaded as `model`
+    model: ArtifactModel = loaded.model
+    calls = CountingForward(model.module.forward)
+    model.module = SimpleNamespace(forward=calls)  # type: ignore[assignment]  # a module stand-in
     for loops in (1, 8):
         calls.reset()
         elapsed = engine.run(loops)
