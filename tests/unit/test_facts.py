@@ -274,3 +274,19 @@ def test_agent_core_modules_import_only_the_stdlib() -> None:
         check=True,
     )
     assert done.stdout.split() == []
+
+
+def test_macos_names_stay_readable_from_facts() -> None:
+    from node_agent import facts_macos
+
+    public = {
+        name
+        for name, value in vars(facts_macos).items()
+        if not name.startswith("_")
+        and (getattr(value, "__module__", None) == facts_macos.__name__ or name.isupper())
+    }
+    assert public >= {"macos_facts", "parse_sw_vers", "SYSCTL_KEYS", "PROFILER_ARGV"}
+    for name in public:
+        assert getattr(facts, name) is getattr(facts_macos, name), name
+    with pytest.raises(AttributeError):
+        _ = facts.json
