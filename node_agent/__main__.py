@@ -3,7 +3,7 @@
 Commands:
     probe     print hello, facts, done
     run       read one JSON job line from stdin, run it, stream events (see node_agent.runner)
-    selftest  check the platform assumptions of TECH_BRIEF section F
+    selftest  check on this node the platform assumptions the agent relies on
     build     build a content-addressed workload artifact (controller side, local subprocess)
     version   print hello, done
 """

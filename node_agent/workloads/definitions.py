@@ -81,7 +81,7 @@ class Ops(Protocol):
     torch/mlx/mb.linear; conv is NCHW with weights (O, I/groups, kh, kw); `padding` is an
     explicit symmetric pixel count (or "valid" = 0, "same" = kh // 2), never the backend's
     "same" mode, whose odd-padding placement differs between MIL and MLX; reshapes use -1
-    for the flexible axis so the graphs stay shape-agnostic (TECH_BRIEF A1 / B).
+    for the flexible axis so the graphs stay shape-agnostic.
     """
 
     def const(self, array: Any) -> Any:
