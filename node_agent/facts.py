@@ -1,50 +1,41 @@
 """What a node is: hardware, OS, Python, libraries and current conditions (``agent probe``).
 
 Stdlib only, no root. Every command runs as an argv list (no shell) with a short timeout, and
-any failure becomes None. The parsers are pure functions over command output text, tested on
-recorded macOS output (tests/fixtures/macos/); odd text gives None fields, never an exception.
+any failure becomes None. The parsers are pure functions over command output text; odd text
+gives None fields, never an exception.
 
-macOS sources (TECH_BRIEF C): one ``sysctl`` call for the chip, model, cores, memory,
-Rosetta, boot time, swap and memory pressure level; ``sw_vers``; ``memory_pressure`` for the
-free percentage; ``system_profiler SPDisplaysDataType SPHardwareDataType -json`` (slow, so it
-starts first and runs while the rest is read) for GPU cores; `node_agent.thermal` for thermal
-pressure, Low Power Mode and power source. Linux sources: /proc and /sys files.
+Linux sources: /proc and /sys files, here. macOS sources (sysctl, sw_vers, memory_pressure,
+system_profiler) and their parsers live in `node_agent.facts_macos`, imported only on macOS (a
+probe runs on every fleet refresh and compiles what it imports); their names stay readable from
+here too. `node_agent.thermal` gives thermal pressure, Low Power Mode and power source.
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
-import platform
 import re
-import socket
-import subprocess
 import sys
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from node_agent import thermal
 from node_agent.capabilities import available_engines, library_versions
-from node_agent.thermal import RunCommand, run_command
 
-SYSTEM_PROFILER_TIMEOUT_S: Final = 15.0
-MEMORY_PRESSURE_LEVELS: Final = {1: "normal", 2: "warn", 4: "critical"}
-"""kern.memorystatus_vm_pressure_level (DISPATCH_MEMORYPRESSURE_*; third-party reading)."""
-
-SYSCTL_KEYS: Final = (
-    "machdep.cpu.brand_string",
-    "hw.model",
-    "hw.ncpu",
-    "hw.memsize",
-    "hw.perflevel0.physicalcpu",
-    "hw.perflevel1.physicalcpu",
-    "hw.nperflevels",
-    "sysctl.proc_translated",
-    "kern.boottime",
-    "vm.swapusage",
-    "kern.memorystatus_vm_pressure_level",
-)
+if TYPE_CHECKING:
+    from node_agent.facts_macos import PROFILER_ARGV as PROFILER_ARGV
+    from node_agent.facts_macos import SYSCTL_KEYS as SYSCTL_KEYS
+    from node_agent.facts_macos import macos_facts as macos_facts
+    from node_agent.facts_macos import parse_boottime as parse_boottime
+    from node_agent.facts_macos import parse_gpu_cores as parse_gpu_cores
+    from node_agent.facts_macos import parse_hardware_overview as parse_hardware_overview
+    from node_agent.facts_macos import parse_loadavg as parse_loadavg
+    from node_agent.facts_macos import parse_memory_pressure_free as parse_memory_pressure_free
+    from node_agent.facts_macos import parse_memory_pressure_level as parse_memory_pressure_level
+    from node_agent.facts_macos import parse_sw_vers as parse_sw_vers
+    from node_agent.facts_macos import parse_swapusage as parse_swapusage
+    from node_agent.facts_macos import parse_sysctl_lines as parse_sysctl_lines
+    from node_agent.facts_macos import parse_vm_stat as parse_vm_stat
 
 FACT_KEYS: Final = (
     "hostname", "os", "os_version", "os_build", "kernel", "chip", "hw_model", "cores_total", "cores_p",
@@ -54,20 +45,8 @@ FACT_KEYS: Final = (
 )  # fmt: skip
 """Keys always present in `collect_facts` (the shared interface); more may be added."""
 
-_SIZE_UNITS: Final = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
 
 # --- parsers (pure) -------------------------------------------------------------------------
-
-
-def parse_sysctl_lines(text: str | None) -> dict[str, str]:
-    """``sysctl name ...`` output ("name: value" per line) as a dict of raw strings."""
-    values: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        name, sep, value = line.partition(":")
-        if sep and name and " " not in name.strip():
-            values[name.strip()] = value.strip()
-    return values
 
 
 def parse_int(text: str | None) -> int | None:
@@ -75,112 +54,6 @@ def parse_int(text: str | None) -> int | None:
         return int((text or "").strip())
     except ValueError:
         return None
-
-
-def parse_sw_vers(text: str | None) -> dict[str, str | None]:
-    """``sw_vers``: ProductName / ProductVersion / BuildVersion (tab separated)."""
-    found = parse_sysctl_lines(text)
-    return {
-        "product_name": found.get("ProductName") or None,
-        "product_version": found.get("ProductVersion") or None,
-        "build_version": found.get("BuildVersion") or None,
-    }
-
-
-def _system_profiler_section(text: str | None, data_type: str) -> list[Any]:
-    try:
-        document = json.loads(text or "")
-    except (ValueError, TypeError):
-        return []
-    section = document.get(data_type) if isinstance(document, dict) else None
-    return section if isinstance(section, list) else []
-
-
-def parse_gpu_cores(text: str | None) -> int | None:
-    """GPU cores from ``system_profiler SPDisplaysDataType -json`` (``sppci_cores`` is a string)."""
-    for item in _system_profiler_section(text, "SPDisplaysDataType"):
-        if isinstance(item, dict):
-            cores = parse_int(str(item.get("sppci_cores", "")))
-            if cores is not None:
-                return cores
-    return None
-
-
-def parse_hardware_overview(text: str | None) -> dict[str, Any]:
-    """``system_profiler SPHardwareDataType -json``: chip, model, cores (total:P:E), memory."""
-    result: dict[str, Any] = {
-        "chip": None,
-        "hw_model": None,
-        "cores_total": None,
-        "cores_p": None,
-        "cores_e": None,
-        "memory_bytes": None,
-    }
-    section = _system_profiler_section(text, "SPHardwareDataType")
-    item = section[0] if section and isinstance(section[0], dict) else {}
-    result["chip"] = item.get("chip_type") if isinstance(item.get("chip_type"), str) else None
-    result["hw_model"] = item.get("machine_model") if isinstance(item.get("machine_model"), str) else None
-    procs = re.fullmatch(r"proc (\d+):(\d+):(\d+)", str(item.get("number_processors", "")))
-    if procs:
-        result["cores_total"], result["cores_p"], result["cores_e"] = (int(g) for g in procs.groups())
-    memory = re.fullmatch(r"(\d+(?:\.\d+)?) ?([KMGT])B", str(item.get("physical_memory", "")))
-    if memory:
-        result["memory_bytes"] = int(float(memory.group(1)) * _SIZE_UNITS[memory.group(2)])
-    return result
-
-
-def parse_memory_pressure_free(text: str | None) -> int | None:
-    """``memory_pressure``: the "System-wide memory free percentage: N%" line."""
-    match = re.search(r"System-wide memory free percentage:\s*(\d+)%", text or "")
-    return int(match.group(1)) if match else None
-
-
-def parse_memory_pressure_level(text: str | None) -> str | None:
-    """``sysctl -n kern.memorystatus_vm_pressure_level``: 1/2/4 -> normal/warn/critical."""
-    level = parse_int(text)
-    return MEMORY_PRESSURE_LEVELS.get(level) if level is not None else None
-
-
-def parse_vm_stat(text: str | None) -> dict[str, Any]:
-    """``vm_stat``: page size and the "Pages xxx: N." counters (keys lower-cased, spaces as _)."""
-    lines = (text or "").splitlines()
-    size = re.search(r"page size of (\d+) bytes", lines[0]) if lines else None
-    pages: dict[str, int] = {}
-    for line in lines[1:]:
-        match = re.match(r'^"?([^":]+)"?:\s+(\d+)\.?\s*$', line)
-        if match:
-            pages[match.group(1).strip().lower().replace(" ", "_").replace("-", "_")] = int(match.group(2))
-    return {"page_size": int(size.group(1)) if size else None, "pages": pages}
-
-
-def _size_to_bytes(number: str, unit: str) -> int:
-    return int(float(number) * _SIZE_UNITS[unit.upper()])
-
-
-def parse_swapusage(text: str | None) -> dict[str, int | None]:
-    """``sysctl vm.swapusage``: total / used / free in bytes (values like ``5120.00M``)."""
-    result: dict[str, int | None] = {"total": None, "used": None, "free": None}
-    for key in result:
-        match = re.search(rf"\b{key}\s*=\s*(\d+(?:\.\d+)?)([KMGT]?)", text or "", re.IGNORECASE)
-        if match:
-            result[key] = _size_to_bytes(match.group(1), match.group(2))
-    return result
-
-
-def parse_boottime(text: str | None) -> float | None:
-    """``sysctl -n kern.boottime`` (``{ sec = S, usec = U } <date>``) as epoch seconds."""
-    match = re.search(r"sec\s*=\s*(\d+)(?:,\s*usec\s*=\s*(\d+))?", text or "")
-    if not match:
-        return None
-    return int(match.group(1)) + int(match.group(2) or 0) / 1e6
-
-
-def parse_loadavg(text: str | None) -> list[float] | None:
-    """``sysctl -n vm.loadavg`` (``{ 1.98 2.08 2.21 }``) as three floats."""
-    numbers = re.findall(r"\d+(?:[.,]\d+)?", text or "")
-    if len(numbers) < 3:
-        return None
-    return [float(n.replace(",", ".")) for n in numbers[:3]]
 
 
 def parse_cpuinfo_model(text: str | None) -> str | None:
@@ -233,16 +106,30 @@ def _read_file(path: str) -> str | None:
         return None
 
 
+def _uname() -> tuple[str, str, str]:
+    """(hostname, kernel release, machine) from os.uname(), the fields socket.gethostname() and
+    platform.release() / machine() return, without importing those modules (they cost ms)."""
+    try:
+        uname = os.uname()
+    except (AttributeError, OSError):  # no uname on this platform
+        import platform
+
+        return platform.node(), platform.release(), platform.machine()
+    return uname.nodename, uname.release, uname.machine
+
+
 def _common_facts() -> dict[str, Any]:
     conditions = thermal.read_conditions()
+    hostname, kernel, machine = _uname()
+    libs = library_versions()
     return {
-        "hostname": socket.gethostname(),
-        "kernel": platform.release() or None,
-        "machine": platform.machine() or None,
+        "hostname": hostname,
+        "kernel": kernel or None,
+        "machine": machine or None,
         "python": sys.version.split()[0],
         "python_executable": sys.executable,
-        "libs": library_versions(),
-        "engines": available_engines(),
+        "libs": libs,
+        "engines": available_engines(libs),
         "load_avg": conditions["load_avg"],
         "thermal_pressure": conditions["thermal_pressure"],
         "thermal_source": conditions["thermal_source"],
@@ -254,81 +141,10 @@ def _common_facts() -> dict[str, Any]:
     }
 
 
-def _start(argv: list[str]) -> subprocess.Popen[str] | None:
-    try:
-        return subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-        )
-    except (OSError, ValueError):
-        return None
+def _processor() -> str:
+    import platform  # a fallback only: importing it costs a few ms on every probe
 
-
-def _finish(proc: subprocess.Popen[str] | None, timeout: float) -> str | None:
-    if proc is None:
-        return None
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except (subprocess.SubprocessError, OSError, ValueError):
-        proc.kill()
-        proc.wait()
-        return None
-    return out if proc.returncode == 0 else None
-
-
-PROFILER_ARGV: Final = ("system_profiler", "SPDisplaysDataType", "SPHardwareDataType", "-json")
-
-
-def macos_facts(run: RunCommand | None = None) -> dict[str, Any]:
-    """Facts on macOS (the platform keys of `collect_facts`).
-
-    ``run`` replaces the real commands (tests pass recorded output); by default they run for
-    real, with system_profiler started first so its second or more overlaps the rest.
-    """
-    real = run is None
-    profiler = _start(list(PROFILER_ARGV)) if real else None
-    if run is None:
-        run = run_command
-        sysctl_text = run_command(["sysctl", *SYSCTL_KEYS], any_status=True)
-    else:
-        sysctl_text = run(["sysctl", *SYSCTL_KEYS])
-    sysctl = parse_sysctl_lines(sysctl_text)
-    for key in ("machdep.cpu.brand_string", "hw.memsize", "hw.model", "hw.ncpu"):
-        if key not in sysctl:  # a multi-name call may have stopped early; ask singly as the brief does
-            value = run(["sysctl", "-n", key])
-            if value is not None and value.strip():
-                sysctl[key] = value.strip()
-    versions = parse_sw_vers(run(["sw_vers"]))
-    boot = parse_boottime(sysctl.get("kern.boottime"))
-    translated = parse_int(sysctl.get("sysctl.proc_translated"))
-    facts: dict[str, Any] = {
-        "os": "macos",
-        "os_version": versions["product_version"] or (platform.mac_ver()[0] or None),
-        "os_build": versions["build_version"],
-        "chip": sysctl.get("machdep.cpu.brand_string") or None,
-        "hw_model": sysctl.get("hw.model") or None,
-        "cores_total": parse_int(sysctl.get("hw.ncpu")) or os.cpu_count(),
-        "cores_p": parse_int(sysctl.get("hw.perflevel0.physicalcpu")),
-        "cores_e": parse_int(sysctl.get("hw.perflevel1.physicalcpu")),
-        "memory_bytes": parse_int(sysctl.get("hw.memsize")),
-        "rosetta": None if translated is None else translated == 1,
-        "memory_pressure": parse_memory_pressure_level(sysctl.get("kern.memorystatus_vm_pressure_level")),
-        "memory_free_percent": parse_memory_pressure_free(run(["memory_pressure"])),
-        "uptime_s": round(time.time() - boot, 1) if boot is not None else None,
-        "swap_used_bytes": parse_swapusage(sysctl.get("vm.swapusage"))["used"],
-        "thermal_zones_c": None,
-    }
-    profile_text = _finish(profiler, SYSTEM_PROFILER_TIMEOUT_S) if real else run(PROFILER_ARGV)
-    facts["gpu_cores"] = parse_gpu_cores(profile_text)
-    overview = parse_hardware_overview(profile_text)
-    for key in ("chip", "hw_model", "cores_total", "cores_p", "cores_e", "memory_bytes"):
-        if facts[key] is None:
-            facts[key] = overview[key]
-    return facts
+    return platform.processor()
 
 
 def linux_thermal_zones() -> dict[str, float] | None:
@@ -358,7 +174,7 @@ def linux_facts() -> dict[str, Any]:
         "os": "linux",
         "os_version": parse_os_release(_read_file("/etc/os-release")),
         "os_build": None,
-        "chip": parse_cpuinfo_model(_read_file("/proc/cpuinfo")) or platform.processor() or None,
+        "chip": parse_cpuinfo_model(_read_file("/proc/cpuinfo")) or _processor() or None,
         "hw_model": product or None,
         "cores_total": os.cpu_count(),
         "cores_available": cores_available,
@@ -381,13 +197,45 @@ def collect_facts() -> dict[str, Any]:
     """Everything the controller records about a node (None where unknown). See the module doc."""
     started = time.perf_counter()
     if sys.platform == "darwin":
+        from node_agent.facts_macos import macos_facts
+
         facts = macos_facts()
     elif sys.platform.startswith("linux"):
         facts = linux_facts()
     else:
-        facts = {"os": sys.platform, "chip": platform.processor() or None, "cores_total": os.cpu_count()}
+        facts = {"os": sys.platform, "chip": _processor() or None, "cores_total": os.cpu_count()}
     facts.update(_common_facts())
     for key in FACT_KEYS:
         facts.setdefault(key, None)
     facts["collect_seconds"] = round(time.perf_counter() - started, 3)
     return facts
+
+
+_MACOS_NAMES = frozenset(
+    {
+        "MEMORY_PRESSURE_LEVELS",
+        "PROFILER_ARGV",
+        "SYSCTL_KEYS",
+        "SYSTEM_PROFILER_TIMEOUT_S",
+        "macos_facts",
+        "parse_boottime",
+        "parse_gpu_cores",
+        "parse_hardware_overview",
+        "parse_loadavg",
+        "parse_memory_pressure_free",
+        "parse_memory_pressure_level",
+        "parse_sw_vers",
+        "parse_swapusage",
+        "parse_sysctl_lines",
+        "parse_vm_stat",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The macOS parsers and `macos_facts`, loaded from `node_agent.facts_macos` on first use."""
+    if name not in _MACOS_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from node_agent import facts_macos
+
+    return getattr(facts_macos, name)

@@ -1,7 +1,16 @@
 """Probe fan-out over loopback sshd nodes: 1, 8 and 32 nodes, cold and warm; and CLI start-up.
 
-Run: `.venv/bin/python tests/bench/bench_probe.py [--latency-s 0.3] [--repeats 3]`
-(as root, with /usr/sbin/sshd).
+Run: `.venv/bin/python tests/bench/bench_probe.py [--latency-s 0.3] [--repeats 3] [--quick]`
+(as root, with /usr/sbin/sshd). `--quick` prints the two headline figures only (node CPU per probe
+and table A).
+
+Headline figures (targets on this 2-core box):
+
+- node CPU per probe: user + system CPU seconds of one `python -u agent-<sha>.pyz probe` process,
+  the commands it runs (ps, ...) included (wait4 rusage), median of `--cpu-runs`; target <= 50 ms.
+  A bare `python -c pass` and the cold probe's hash-check python start are printed for scale.
+- 32-node loopback probe wall time: table A, 32 nodes, cold (what `fleet-tui probe` does: new
+  connections, hash check, agent `probe`) and warm; target under 2 s.
 
 cold = new connections for every probe (handshake, agent hash check, agent run); the agent is
        deployed once beforehand, so no run pays for the upload.
@@ -61,6 +70,8 @@ from fleet_tui.fleet.transport.base import SshSettings, Transport, open_transpor
 
 SIZES = (1, 8, 32)
 TARGETS = {"cold": 3.0, "warm": 1.5}
+NODE_CPU_TARGET_S = 0.050
+FLEET_WALL_TARGET_S = 2.0
 HELP_RUNS = 10
 CORES = os.cpu_count() or 1
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -122,6 +133,72 @@ def background_cores(seconds: float = 1.0) -> float:
 
 
 Figures = dict[tuple[str, int], Sample]
+
+
+# -- node CPU of one probe ----------------------------------------------------------------------
+
+
+def process_cpu_s(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
+    """User + system CPU seconds of one run of `argv`, its waited-for children included (wait4)."""
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read() if proc.stderr else b""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {stderr.decode(errors='replace')}")
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeCpu:
+    """Median and min CPU seconds per run of: the agent's probe, a bare python, the hash check."""
+
+    probe: float
+    probe_min: float
+    bare_python: float
+    hash_check: float
+
+
+def node_cpu_per_probe(runs: int) -> NodeCpu:
+    """CPU one probe costs a node, measured on the real zipapp run by the nodes' python."""
+    from fleet_tui.deploy import _CHECK_SNIPPET, build_agent_zipapp
+
+    with tempfile.TemporaryDirectory(prefix="fleet-bench-agent-") as tmp:
+        bundle = build_agent_zipapp(Path(tmp))
+        agent = [sys.executable, "-u", str(bundle.path), "probe"]
+        process_cpu_s(agent)  # warm the page cache
+        probes = [process_cpu_s(agent) for _ in range(runs)]
+        bare = [process_cpu_s([sys.executable, "-c", "pass"]) for _ in range(runs)]
+        check = [process_cpu_s([sys.executable, "-c", _CHECK_SNIPPET, str(bundle.path)]) for _ in range(runs)]
+    return NodeCpu(statistics.median(probes), min(probes), statistics.median(bare), statistics.median(check))
+
+
+def print_node_cpu(cpu: NodeCpu, runs: int) -> None:
+    verdict = "OK" if cpu.probe <= NODE_CPU_TARGET_S else "MISSED"
+    print()
+    print(f"node CPU per probe (user+sys incl. its child commands, median of {runs}, {sys.executable}):")
+    print(
+        f"  agent `probe`: {cpu.probe * 1000:.1f} ms (min {cpu.probe_min * 1000:.1f}) "
+        f"(target <= {NODE_CPU_TARGET_S * 1000:.0f} ms): {verdict}"
+    )
+    print(
+        f"  for scale: bare `python -c pass` {cpu.bare_python * 1000:.1f} ms; a cold probe's "
+        f"hash-check python start {cpu.hash_check * 1000:.1f} ms"
+    )
+
+
+def print_headline(cpu: NodeCpu, raw: Figures) -> None:
+    top = max(SIZES)
+    cold, warm = raw[("cold", top)].wall, raw[("warm", top)].wall
+    print()
+    print(
+        f"HEADLINE node CPU per probe {cpu.probe * 1000:.1f} ms (target <= "
+        f"{NODE_CPU_TARGET_S * 1000:.0f} ms); {top}-node loopback probe wall: cold {cold:.2f} s, "
+        f"warm {warm:.2f} s (target < {FLEET_WALL_TARGET_S:g} s): "
+        + ("OK" if cold < FLEET_WALL_TARGET_S and warm < FLEET_WALL_TARGET_S else "MISSED")
+    )
 
 
 # -- workloads --------------------------------------------------------------------------------
@@ -286,9 +363,11 @@ def help_startup_s() -> float:
     return statistics.median(times)
 
 
-async def bench_all(fleet: SshdFleet, latency_s: float, repeats: int) -> list[Figures]:
+async def bench_all(fleet: SshdFleet, latency_s: float, repeats: int, quick: bool) -> list[Figures]:
     """Raw probe, transport only, remote latency, remote latency with the node's CPU replayed."""
     raw = await bench_probe(fleet.nodes, fleet.settings, repeats)  # also deploys the agent
+    if quick:
+        return [raw]
     transport = await bench_transport(fleet.nodes, fleet.settings, repeats)
     slow = await bench_probe(latency_nodes(fleet, latency_s), fleet.settings, repeats)
     replayed = await bench_probe(latency_nodes(fleet, latency_s, replay=True), fleet.settings, repeats)
@@ -301,12 +380,15 @@ def main() -> int:
         "--latency-s", type=float, default=0.3, help="per python start on a node (latency variant)"
     )
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--cpu-runs", type=int, default=20, help="agent probes for the node CPU figure")
+    parser.add_argument("--quick", action="store_true", help="node CPU and table A only")
     args = parser.parse_args()
     reason = sshd_missing_reason()
     if reason:
         print(f"cannot run: {reason}", file=sys.stderr)
         return 2
     idle = background_cores()
+    cpu = node_cpu_per_probe(args.cpu_runs)
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         root = Path(tmp)
         os.environ["HOME"] = str(root / "home")
@@ -316,7 +398,7 @@ def main() -> int:
         started = time.perf_counter()
         with SshdFleet(root / "fleet", max(SIZES)) as fleet:
             print(f"started {max(SIZES)} sshd nodes in {time.perf_counter() - started:.2f} s")
-            raw, transport, slow, replayed = asyncio.run(bench_all(fleet, args.latency_s, args.repeats))
+            tables = asyncio.run(bench_all(fleet, args.latency_s, args.repeats, args.quick))
     print(
         f"host: {CORES} cores; background load before the run: {idle:.2f} cores busy; "
         f"figures are medians of {args.repeats} runs"
@@ -326,11 +408,17 @@ def main() -> int:
         f"         floor = mach CPU / {CORES} cores (the fastest any schedule could finish); "
         "ctrl busy = ctrl CPU / wall"
     )
+    print_node_cpu(cpu, args.cpu_runs)
+    raw = tables[0]
     print_table(
         "A. probe, raw (connect + hash check + agent `probe`); "
         f"all nodes share this machine's {CORES} cores:",
         raw,
     )
+    if args.quick:
+        print_headline(cpu, raw)
+        return 0
+    _, transport, slow, replayed = tables
     print_table(
         "B. transport only (connect + `true`): the controller's fan-out with little node CPU:",
         transport,
@@ -348,6 +436,7 @@ def main() -> int:
     )
     print()
     print(f"fleet-tui --help start-up: {help_startup_s() * 1000:.0f} ms (median of {HELP_RUNS})")
+    print_headline(cpu, raw)
     return 0
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -68,13 +67,11 @@ async def test_probe_three_ssh_nodes_and_local(sshd_fleet: Factory, local_node: 
 async def test_killed_node_is_unreachable_while_others_succeed(sshd_fleet: Factory) -> None:
     fleet = sshd_fleet(3)
     fleet.kill(1)
-    started = time.monotonic()
     results = await _probe(fleet.nodes, fleet, None)
-    assert time.monotonic() - started < fleet.settings.connect_timeout + 5
     dead = results["ssh1"]
     assert not dead.ok and dead.error is not None
-    assert dead.error.kind is NodeErrorKind.UNREACHABLE
-    assert dead.seconds < fleet.settings.connect_timeout
+    # refused at once, not left to the connect timeout (how fast: tests/bench/bench_timings.py)
+    assert dead.error.kind is NodeErrorKind.UNREACHABLE and "refused" in dead.error.message
     assert results["ssh0"].ok and results["ssh2"].ok
 
 
@@ -96,9 +93,7 @@ async def test_garbage_and_dying_agents_are_reported_per_node(sshd_fleet: Factor
     garbage = _fake_python(fleet.home(0), 'echo "Segmentation fault (not JSON)"; exec sleep 60.123')
     dying = _fake_python(fleet.home(1), 'echo "fatal: agent crashed" >&2; exit 1')
     nodes = [replace(fleet.nodes[0], python=garbage), replace(fleet.nodes[1], python=dying), fleet.nodes[2]]
-    started = time.monotonic()
     results = await _probe(nodes, fleet)
-    assert time.monotonic() - started < 20  # the garbage agent's `sleep 60.123` was stopped
     bad = results["ssh0"].error
     assert bad is not None and bad.kind is NodeErrorKind.PROTOCOL_ERROR
     assert "Segmentation fault (not JSON)" in bad.message and bad.node == "ssh0"

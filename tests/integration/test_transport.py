@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -103,26 +102,24 @@ async def test_started_command_streams_and_terminates(sshd_fleet: Factory) -> No
         proc = await transport.start(["sh", "-c", "echo ready; echo note >&2; exec sleep 60"])
         lines = proc.lines()
         assert await anext(lines) == "ready"
-        started = time.monotonic()
         # Root sessions refuse SSH signals, so this relies on the pid fallback, which waits for
-        # the pid line itself if it has not been read yet.
+        # the pid line itself if it has not been read yet. `sleep 60` ending is the check; the
+        # wait's limit only bounds a hang (how fast it stops: tests/bench/bench_timings.py).
         proc.terminate()
-        status = await proc.wait(10)
-        assert time.monotonic() - started < 5
+        status = await proc.wait(30)
         assert status != 0
         assert proc.stderr_text().strip() == "note"
     finally:
         await transport.close()
 
 
-async def test_killed_sshd_is_unreachable_fast(sshd_fleet: Factory) -> None:
+async def test_killed_sshd_is_unreachable_by_refusal(sshd_fleet: Factory) -> None:
     fleet = sshd_fleet(2)
     fleet.kill(0)
-    started = time.monotonic()
     with pytest.raises(NodeError) as info:
         await open_transport(fleet.nodes[0], fleet.settings).connect()
+    # refused, not a timeout (how fast: tests/bench/bench_timings.py)
     assert info.value.kind is NodeErrorKind.UNREACHABLE
-    assert time.monotonic() - started < fleet.settings.connect_timeout
     assert "refused" in info.value.message
     other = open_transport(fleet.nodes[1], fleet.settings)
     await other.connect()
@@ -140,11 +137,11 @@ async def test_silent_server_times_out(sshd_fleet: Factory) -> None:
         listener.listen()
         node = replace(fleet.nodes[0], host="127.0.0.1", port=listener.getsockname()[1])
         settings = replace(fleet.settings, connect_timeout=1.0)
-        started = time.monotonic()
         with pytest.raises(NodeError) as info:
             await open_transport(node, settings).connect()
+    # the configured timeout is the one that ended it (its wall time: tests/bench/bench_timings.py)
     assert info.value.kind is NodeErrorKind.TIMEOUT
-    assert 0.9 < time.monotonic() - started < 4
+    assert "within the 1 s connect timeout" in info.value.message
 
 
 async def test_wrong_client_key_is_auth_failed(sshd_fleet: Factory, tmp_path: Path) -> None:

@@ -175,7 +175,9 @@ def test_macos_facts_from_recorded_commands() -> None:
             facts.PROFILER_ARGV: combined_profiler_output(),
         }
     )
+    before = time.time()
     got = facts.macos_facts(run=commands)
+    after = time.time()
     assert got["os"] == "macos" and (got["os_version"], got["os_build"]) == ("14.2.1", "23C71")
     assert (got["chip"], got["hw_model"]) == ("Apple M1", "Mac14,6")
     assert (got["cores_total"], got["cores_p"], got["cores_e"]) == (10, 8, 2)
@@ -183,7 +185,8 @@ def test_macos_facts_from_recorded_commands() -> None:
     assert got["rosetta"] is False
     assert (got["memory_pressure"], got["memory_free_percent"]) == ("normal", 71)
     assert got["swap_used_bytes"] == 5120 * 1024**2
-    assert got["uptime_s"] == pytest.approx(time.time() - 1700000000.123456, abs=5)
+    # now - boot time, read between the two clock readings (rounded to 0.1 s)
+    assert before - 1700000000.123456 - 0.06 <= got["uptime_s"] <= after - 1700000000.123456 + 0.06
     assert not any(call[:2] == ("sysctl", "-n") for call in commands.calls)  # one sysctl call sufficed
 
 
@@ -218,11 +221,9 @@ def test_linux_parsers_on_samples() -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="checks the Linux collector")
-def test_collect_facts_on_this_linux_box_is_filled_and_fast() -> None:
-    facts.collect_facts()  # warm
-    started = time.perf_counter()
+def test_collect_facts_on_this_linux_box_is_filled() -> None:
+    # how long it takes is a figure of tests/bench/bench_timings.py, not a pass/fail here
     got = facts.collect_facts()
-    seconds = time.perf_counter() - started
     assert set(facts.FACT_KEYS) <= set(got)
     assert got["os"] == "linux" and got["chip"] and got["kernel"]
     assert got["cores_total"] == os.cpu_count() and got["memory_bytes"] > 64 * 1024**2
@@ -231,7 +232,7 @@ def test_collect_facts_on_this_linux_box_is_filled_and_fast() -> None:
     assert set(got["libs"]) == {"numpy", "mlx", "coremltools"} and "numpy" in got["engines"]
     assert got["thermal_pressure"] is None and got["rosetta"] is None
     json.dumps(got)  # goes on the wire as is
-    assert seconds < 1.0, f"collect_facts took {seconds:.3f} s"
+    assert isinstance(got["collect_seconds"], float) and got["collect_seconds"] >= 0
 
 
 def test_probe_command_prints_hello_facts_done() -> None:
@@ -273,3 +274,19 @@ def test_agent_core_modules_import_only_the_stdlib() -> None:
         check=True,
     )
     assert done.stdout.split() == []
+
+
+def test_macos_names_stay_readable_from_facts() -> None:
+    from node_agent import facts_macos
+
+    public = {
+        name
+        for name, value in vars(facts_macos).items()
+        if not name.startswith("_")
+        and (getattr(value, "__module__", None) == facts_macos.__name__ or name.isupper())
+    }
+    assert public >= {"macos_facts", "parse_sw_vers", "SYSCTL_KEYS", "PROFILER_ARGV"}
+    for name in public:
+        assert getattr(facts, name) is getattr(facts_macos, name), name
+    with pytest.raises(AttributeError):
+        _ = facts.json

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -268,13 +267,9 @@ def test_low_power_falls_back_to_processinfo_when_pmset_lacks_both_keys() -> Non
 # --- the real readers -------------------------------------------------------------------------
 
 
-def test_read_conditions_here_is_cheap_and_excludes_the_agent() -> None:
-    thermal.read_conditions()  # warm (first ps exec)
-    rounds = 5
-    started = time.perf_counter()
-    for _ in range(rounds):
-        conditions = thermal.read_conditions()
-    per_call = (time.perf_counter() - started) / rounds
+def test_read_conditions_here_excludes_the_agent() -> None:
+    # its cost per call is a figure of tests/bench/bench_timings.py, not a pass/fail here
+    conditions = thermal.read_conditions()
     assert set(conditions) >= {
         "thermal_pressure",
         "thermal_source",
@@ -286,8 +281,6 @@ def test_read_conditions_here_is_cheap_and_excludes_the_agent() -> None:
     assert len(conditions["load_avg"]) == 3
     if conditions["top_cpu"] is not None:
         assert conditions["top_cpu"]["pid"] != os.getpid()
-    # Called every 5 s: 1 s per call is the budget (one ps exec; slow only on a loaded CI box).
-    assert per_call < 1.0, f"read_conditions took {per_call * 1000:.1f} ms per call"
     if sys.platform.startswith("linux"):
         assert (conditions["thermal_pressure"], conditions["thermal_source"]) == (None, None)
 
