@@ -19,8 +19,8 @@ for MLX, ending with ``mx.eval``. The harness around it:
    every 5 s and tagging sample batches with the latest thermal state, then computes drift.
 
 Raw elapsed times go into preallocated ``array('q')`` buffers and are handed to ``sink`` (which
-writes a ``samples`` event: raw ns of ``loops`` calls, integers) every `FLUSH_EVERY_SAMPLES` samples or 250 ms, always *between* samples,
-never inside the engine's timed region.
+writes a ``samples`` event: raw ns of ``loops`` calls, integers) every `FLUSH_EVERY_SAMPLES`
+samples or 250 ms, always *between* samples, never inside the engine's timed region.
 
 Stdlib only: this module runs in the agent core; numbers come from `node_agent.stats`.
 """

@@ -28,9 +28,9 @@ Latency figures in summaries are nanoseconds (node_agent.stats); details print m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-import math
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from node_agent.tdist import t_ppf
