@@ -448,8 +448,9 @@ class StopRule:
     Each look sorts the samples so far and computes the 99%-rank CI of the p95, widened by the
     clock resolution and, when the lag-1 rank test finds serial dependence, by sqrt(VIF) of the
     p95 indicator. The dependence estimate is refreshed whenever the run has grown by 10%.
-    One passing look is not enough: early single passes were the weak spot of the rule
-    (docs/MEASUREMENT.md, "Stopping").
+    One passing look is not enough (lucky narrow intervals end runs early); and a run this rule
+    ends publishes the 99%-rank interval it checked (stats.summarize, ``stop_reasons``), which
+    restores the coverage of early stops (docs/MEASUREMENT.md, "Stopping").
     """
 
     def __init__(self, epsilon: float, resolution_ns: float) -> None:

@@ -631,7 +631,15 @@ def _modified_z(x: float, median: float, mad: float) -> float:
     return (x - median) / mad
 
 
-def _single_run(per_iter: Sequence[float], limits: Mapping[str, int], resolution: float) -> dict[str, Any]:
+STOPPED_BY_RULE_CONF = 0.99
+"""A run ended by the stopping rule publishes the interval the rule checked (99% ranks): runs the
+rule ends early are those whose interval looked narrow by chance, and their 95%-rank interval
+covered only ~88% in simulation; the 99%-rank one covers ~96% (docs/MEASUREMENT.md, "Stopping")."""
+
+
+def _single_run(
+    per_iter: Sequence[float], limits: Mapping[str, int], resolution: float, stop_reason: str | None = None
+) -> dict[str, Any]:
     """Quantiles, widened within-run intervals and serial-dependence figures of one run."""
     n = len(per_iter)
     ordered = sorted(per_iter)
@@ -649,7 +657,8 @@ def _single_run(per_iter: Sequence[float], limits: Mapping[str, int], resolution
         # interval is right, and a noisy VIF estimate would only widen it at random.
         inflation = indicator_vif(per_iter, estimate) if autocorrelated else 1.0
         vifs[name] = inflation
-        ci = within_run_interval(ordered, q, 0.95, inflation, resolution)
+        conf = STOPPED_BY_RULE_CONF if stop_reason == "converged" else 0.95
+        ci = within_run_interval(ordered, q, conf, inflation, resolution)
         ci95[name] = None if ci is None else [ci[0], ci[1]]
     median = _median_sorted(ordered)
     mad_floored = max(_mad(ordered, median), resolution)
@@ -760,7 +769,12 @@ def summarize(
         for run, x in zip(run_ids, per_iter, strict=True):
             by_run.setdefault(run, []).append(x)
     runs = sorted(by_run) if by_run else [0]
-    per_run = [_single_run(by_run[r], limits, resolution) for r in runs] if by_run else []
+    reasons: list[str | None] = [None] * len(runs)
+    if stop_reasons is not None and len(stop_reasons) == len(runs):
+        reasons = list(stop_reasons)
+    per_run = (
+        [_single_run(by_run[r], limits, resolution, reasons[i]) for i, r in enumerate(runs)] if by_run else []
+    )
     if len(runs) >= 2:
         _publish_run_level(record, per_run, runs, limits, resolution, epsilon, flags, notes)
         smallest_run = min(p["n"] for p in per_run)
@@ -771,7 +785,7 @@ def summarize(
             for name, q in _PUBLISHED
         }
     else:
-        single = per_run[0] if per_run else _single_run(per_iter, limits, resolution)
+        single = per_run[0] if per_run else _single_run(per_iter, limits, resolution, reasons[0])
         for name, _ in _PUBLISHED:
             record[name] = single[name]
         record["ci95"] = single["ci95"]
