@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from node_agent import stats
+
+_T = TypeVar("_T")
 
 MICRO_OP_THRESHOLD_NS = 200_000
 """Calls shorter than this are measured in micro-op mode (docs/MEASUREMENT.md, "Modes")."""
@@ -482,11 +484,11 @@ class StopRule:
         return self.passes_in_a_row >= 2
 
 
-def thin_evenly(values: list[float], times: list[int], limit: int) -> tuple[list[float], list[int]]:
+def thin_evenly(values: Sequence[_T], times: Sequence[int], limit: int) -> tuple[list[_T], list[int]]:
     """At most `limit` samples taken at even index steps (order and time span kept)."""
     n = len(values)
     if n <= limit:
-        return values, times
+        return list(values), list(times)
     step = n / limit
     idx = [int(i * step) for i in range(limit)]
     return [values[i] for i in idx], [times[i] for i in idx]
