@@ -1,25 +1,26 @@
-"""The measurement harness for one run of one cell (MEASUREMENT.md 2.6, followed step by step).
+"""The measurement harness for one run of one cell (the method of docs/MEASUREMENT.md, step by step).
 
 The engine owns the timed region (pyperf's ``bench_time_func`` shape): ``run(loops)`` returns
 the elapsed nanoseconds of ``loops`` back-to-back calls, measured with ``perf_counter_ns`` and,
 for MLX, ending with ``mx.eval``. The harness around it:
 
 1. picks the mode: **latency** (one inference per sample) or, for calls under 200 µs,
-   **micro-op** (``loops`` doubled until one sample takes >= 10 ms; samples are per-iteration
-   time; no p99 in this mode);
+   **micro-op** (``loops`` doubled until one sample takes >= 10 ms; a sample is the raw elapsed
+   time of ``loops`` calls, and statistics divide by ``loops`` as floats; no p99 in this mode);
 2. warms up: at least ``warmup_min`` samples, then pyperf's stability check on the next 2x20
    samples (`stats.warmup_stable`), sliding by one sample until it passes, or until
    ``warmup_max`` samples before the window or ``max_duration_s`` of warmup have passed
    (``warmup_unconverged``); warmup samples are kept apart;
 3. measures until the floors (``min_samples``, 662 when p99 is asked, AND ``min_duration_s``)
-   are met, then every ``check_every`` samples stops when the p95's 99%-rank CI is within
-   ``epsilon`` (`stats.p95_ci_converged`), or at the ceilings ``max_duration_s`` / ``max_samples``;
+   are met, then every ``check_every`` samples looks at the p95's 99%-rank CI (widened when the
+   run is autocorrelated, `stats.p95_ci_converged`) and stops once two consecutive looks find it
+   within ``epsilon``, or at the ceilings ``max_duration_s`` / ``max_samples``;
 4. optionally keeps sampling for ``sustained_s`` (sustained mode), reading the node's conditions
    every 5 s and tagging sample batches with the latest thermal state, then computes drift.
 
-Samples go into preallocated ``array('q')`` buffers and are handed to ``sink`` (which writes a
-``samples`` event) every `FLUSH_EVERY_SAMPLES` samples or 250 ms, always *between* samples,
-never inside the engine's timed region.
+Raw elapsed times go into preallocated ``array('q')`` buffers and are handed to ``sink`` (which
+writes a ``samples`` event: raw ns of ``loops`` calls, integers) every `FLUSH_EVERY_SAMPLES`
+samples or 250 ms, always *between* samples, never inside the engine's timed region.
 
 Stdlib only: this module runs in the agent core; numbers come from `node_agent.stats`.
 """
@@ -28,14 +29,16 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from node_agent import stats
 
+_T = TypeVar("_T")
+
 MICRO_OP_THRESHOLD_NS = 200_000
-"""Calls shorter than this are measured in micro-op mode (MEASUREMENT 2.6 (2))."""
+"""Calls shorter than this are measured in micro-op mode (docs/MEASUREMENT.md, "Modes")."""
 MICRO_OP_TARGET_NS = 10_000_000
 """Micro-op mode doubles ``loops`` until one sample takes at least this long (10 ms)."""
 MAX_LOOPS = 1 << 24
@@ -44,9 +47,11 @@ WARMUP_WINDOW = 40
 FLUSH_EVERY_SAMPLES = 1000
 FLUSH_EVERY_NS = 250_000_000
 CONDITIONS_EVERY_NS = 5_000_000_000
-"""Sustained mode reads thermal conditions this often (MEASUREMENT 2.6 (7))."""
+"""Sustained mode reads thermal conditions this often (docs/MEASUREMENT.md, "Drift")."""
 DRIFT_MAX_SAMPLES = 20_000
-"""stats.drift bootstraps in pure Python; longer series are thinned evenly in time (kept in order)."""
+"""Per phase: stats.drift is pure Python; longer phases are thinned evenly in time (kept in order)."""
+VIF_REFRESH_GROWTH = 1.1
+"""The stopping rule re-estimates serial dependence once the run has grown by 10% (it costs O(n log n))."""
 
 
 class TimedRun(Protocol):
@@ -56,7 +61,8 @@ class TimedRun(Protocol):
 
 
 SampleSink = Callable[[str, "array[int]", "array[int]", "str | None"], None]
-"""sink(phase, ns, t_ns, thermal_state): one batch of samples (phase warmup|measure|sustained)."""
+"""sink(phase, ns, t_ns, thermal_state): one batch of raw samples (elapsed ns of `loops` calls each;
+phase warmup|measure|sustained)."""
 ProgressSink = Callable[[str, int, int], None]
 """progress(phase, done, total)."""
 ConditionsReader = Callable[[], dict[str, Any]]
@@ -72,7 +78,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """The job's ``measure`` block. Defaults are the real ones (MEASUREMENT 2.7)."""
+    """The job's ``measure`` block. Defaults are the method's (docs/MEASUREMENT.md, "Defaults")."""
 
     runs: int = 5
     warmup_min: int = 5
@@ -173,17 +179,26 @@ class _Samples:
 
 @dataclass
 class RunRecord:
-    """What one run of one cell measured (the worker reports it; the runner pools runs)."""
+    """What one run of one cell measured (the worker reports it; the runner pools runs).
+
+    ``measured_elapsed`` / ``sustained_elapsed`` are the raw samples (ns of ``loops`` calls, as
+    sent to the sink); ``measured`` / ``sustained`` / ``warmup`` are per-call times, elapsed /
+    loops as floats, which every statistic uses.
+    """
 
     mode: str  # "latency" | "micro"
     loops: int
-    warmup: list[int] = field(default_factory=list)
+    warmup: list[float] = field(default_factory=list)
     warmup_converged: bool = True
-    measured: array[int] = field(default_factory=lambda: array("q"))
+    measured: array[float] = field(default_factory=lambda: array("d"))
+    measured_elapsed: array[int] = field(default_factory=lambda: array("q"))
     measured_t_ns: array[int] = field(default_factory=lambda: array("q"))
-    sustained: array[int] = field(default_factory=lambda: array("q"))
+    sustained: array[float] = field(default_factory=lambda: array("d"))
+    sustained_elapsed: array[int] = field(default_factory=lambda: array("q"))
     sustained_t_ns: array[int] = field(default_factory=lambda: array("q"))
+    checks: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = ""  # "converged" | "max_samples" | "max_duration" | "stopped"
+    """not_converged when max_samples / max_duration (stats.UNCONVERGED_STOPS)."""
     duration_s: float = 0.0
     sustained_duration_s: float = 0.0
     thermal_timeline: list[dict[str, Any]] = field(default_factory=list)
@@ -205,6 +220,7 @@ class Harness:
         on_thermal: Callable[[int, dict[str, Any]], None] | None = None,
         force_mode: str | None = None,
         force_loops: int | None = None,
+        clock_resolution_ns: float | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -215,6 +231,11 @@ class Harness:
         self.on_thermal = on_thermal
         self.force_mode = force_mode
         self.force_loops = force_loops
+        self.clock_resolution_ns = (
+            clock_resolution_ns
+            if clock_resolution_ns is not None
+            else max(1.0, time.get_clock_info("perf_counter").resolution * 1e9)
+        )
         self.epoch_ns = time.perf_counter_ns()
 
     def _stopped(self) -> bool:
@@ -268,7 +289,7 @@ class Harness:
             t_start = perf()
             elapsed = run(loops)
             i = buf.n
-            buf.ns[i] = elapsed // loops
+            buf.ns[i] = elapsed
             buf.t_ns[i] = t_start - epoch
             buf.n = i + 1
             # -- between samples from here on --
@@ -288,7 +309,7 @@ class Harness:
                 self.progress("warmup", buf.n, settings.warmup_min + WARMUP_WINDOW)
                 last_flush_n, last_flush_t = buf.n, now
         self._flush("warmup", buf, last_flush_n, None)
-        record.warmup = list(buf.values())
+        record.warmup = [x / loops for x in buf.values()]
         record.warmup_converged = converged or self._stopped()
 
     # -- measure --------------------------------------------------------------------------
@@ -303,8 +324,7 @@ class Harness:
         buf = _Samples(max_n)
         perf = time.perf_counter_ns
         epoch = self.epoch_ns
-        sorted_ns: list[int] = []
-        sorted_upto = 0
+        rule = StopRule(settings.epsilon, self.clock_resolution_ns)
         next_check = floor_n
         start = perf()
         last_flush_n, last_flush_t = 0, start
@@ -314,7 +334,7 @@ class Harness:
             t_start = perf()
             elapsed = run(loops)
             i = buf.n
-            buf.ns[i] = elapsed // loops
+            buf.ns[i] = elapsed
             buf.t_ns[i] = t_start - epoch
             n = buf.n = i + 1
             # -- between samples from here on --
@@ -326,10 +346,8 @@ class Harness:
                 reason = "max_duration"
                 break
             if n >= next_check and now - start >= min_ns:
-                sorted_ns.extend(buf.ns[sorted_upto:n])
-                sorted_upto = n
-                sorted_ns.sort()  # nearly sorted: timsort merges the new run in ~O(n)
-                if stats.p95_ci_converged(sorted_ns, settings.epsilon):
+                # Raw elapsed times: the rule is scale-free, so dividing by loops changes nothing.
+                if rule.look(buf.ns, n):
                     reason = "converged"
                     break
                 next_check = n + check_every
@@ -339,9 +357,11 @@ class Harness:
                 last_flush_n, last_flush_t = n, now
         self._flush("measure", buf, last_flush_n, None)
         self.progress("measure", buf.n, floor_n)
-        record.measured = buf.values()
+        record.measured_elapsed = buf.values()
+        record.measured = per_call(record.measured_elapsed, loops)
         record.measured_t_ns = buf.times()
         record.stop_reason = reason
+        record.checks = rule.looks
         record.duration_s = (perf() - start) / 1e9
 
     # -- sustained ------------------------------------------------------------------------
@@ -360,7 +380,7 @@ class Harness:
             t_start = perf()
             elapsed = run(loops)
             i = buf.n
-            buf.ns[i] = elapsed // loops
+            buf.ns[i] = elapsed
             buf.t_ns[i] = t_start - epoch
             buf.n = i + 1
             # -- between samples from here on --
@@ -381,7 +401,8 @@ class Harness:
                 last_flush_n, last_flush_t = buf.n, now
         self._flush("sustained", buf, last_flush_n, state)
         self._sample_conditions(record, perf())
-        record.sustained = buf.values()
+        record.sustained_elapsed = buf.values()
+        record.sustained = per_call(record.sustained_elapsed, loops)
         record.sustained_t_ns = buf.times()
         record.sustained_duration_s = (perf() - start) / 1e9
 
@@ -416,25 +437,74 @@ class Harness:
         return record
 
 
-def thin_evenly(values: list[int], times: list[int], limit: int) -> tuple[list[int], list[int]]:
+def per_call(elapsed: array[int], loops: int) -> array[float]:
+    """Per-call times, elapsed / loops as floats (integer division biased 20 ns ops by -3%)."""
+    if loops == 1:
+        return array("d", elapsed)
+    return array("d", [x / loops for x in elapsed])
+
+
+class StopRule:
+    """The adaptive stopping rule: stop at the second consecutive look whose p95 CI is within epsilon.
+
+    Each look sorts the samples so far and computes the 99%-rank CI of the p95, widened by the
+    clock resolution and, when the lag-1 rank test finds serial dependence, by sqrt(VIF) of the
+    p95 indicator. The dependence estimate is refreshed whenever the run has grown by 10%.
+    One passing look is not enough (lucky narrow intervals end runs early); and a run this rule
+    ends publishes the 99%-rank interval it checked (stats.summarize, ``stop_reasons``), which
+    restores the coverage of early stops (docs/MEASUREMENT.md, "Stopping").
+    """
+
+    def __init__(self, epsilon: float, resolution_ns: float) -> None:
+        self.epsilon = epsilon
+        self.resolution_ns = resolution_ns
+        self.sorted: list[int] = []
+        self.sorted_upto = 0
+        self.inflation = 1.0
+        self.inflation_n = 0
+        self.passes_in_a_row = 0
+        self.looks: list[dict[str, Any]] = []
+
+    def look(self, values: array[int], n: int) -> bool:
+        self.sorted.extend(values[self.sorted_upto : n])
+        self.sorted_upto = n
+        self.sorted.sort()  # nearly sorted: timsort merges the new run in ~O(n)
+        if n >= VIF_REFRESH_GROWTH * self.inflation_n:
+            in_order = values[:n]
+            autocorrelated, _ = stats.is_autocorrelated(in_order)
+            estimate = stats.nearest_rank(self.sorted, 0.95)
+            self.inflation = stats.indicator_vif(in_order, estimate) if autocorrelated else 1.0
+            self.inflation_n = n
+        width = stats.relative_halfwidth(
+            self.sorted, 0.95, 0.99, inflation=self.inflation, resolution=self.resolution_ns
+        )
+        passed = width is not None and width <= self.epsilon
+        self.passes_in_a_row = self.passes_in_a_row + 1 if passed else 0
+        self.looks.append({"n": n, "rel_halfwidth": width, "inflation": self.inflation})
+        return self.passes_in_a_row >= 2
+
+
+def thin_evenly(values: Sequence[_T], times: Sequence[int], limit: int) -> tuple[list[_T], list[int]]:
     """At most `limit` samples taken at even index steps (order and time span kept)."""
     n = len(values)
     if n <= limit:
-        return values, times
+        return list(values), list(times)
     step = n / limit
     idx = [int(i * step) for i in range(limit)]
     return [values[i] for i in idx], [times[i] for i in idx]
 
 
 def drift_of(record: RunRecord) -> dict[str, Any] | None:
-    """stats.drift over the burst + sustained samples of a sustained run, in time order."""
+    """stats.drift of a sustained run: the measured (burst) phase vs the sustained phase's final window.
+
+    Each phase is thinned to at most DRIFT_MAX_SAMPLES evenly spaced samples first.
+    """
     if not len(record.sustained):
         return None
-    values = list(record.measured) + list(record.sustained)
-    times = list(record.measured_t_ns) + list(record.sustained_t_ns)
-    values, times = thin_evenly(values, times, DRIFT_MAX_SAMPLES)
-    result = stats.drift(values, t_ns=times)
-    result["n_used"] = len(values)
+    burst, _ = thin_evenly(list(record.measured), list(record.measured_t_ns), DRIFT_MAX_SAMPLES)
+    sustained, times = thin_evenly(list(record.sustained), list(record.sustained_t_ns), DRIFT_MAX_SAMPLES)
+    result = stats.drift(burst, sustained, sustained_t_ns=times)
+    result["n_used"] = len(burst) + len(sustained)
     return result
 
 
@@ -444,7 +514,7 @@ def thermal_state_changed(states: list[str | None]) -> bool:
 
 
 def clock_info() -> dict[str, Any]:
-    """time.get_clock_info("perf_counter"), recorded at start-up (MEASUREMENT 2.6 (1))."""
+    """time.get_clock_info("perf_counter"), recorded at start-up (docs/MEASUREMENT.md, "Clock")."""
     info = time.get_clock_info("perf_counter")
     return {
         "name": "perf_counter_ns",

@@ -291,28 +291,26 @@ class JobRunner:
         )
 
     def cell_summary(self, state: CellState) -> dict[str, Any]:
-        """The cell's pooled summary (stats.summarize over every run's measured samples) + context."""
+        """The cell's summary over its runs (stats.cell_summary: run-level intervals) + context."""
         from node_agent.workloads import get_workload
 
         per_run = state.per_run
         first = per_run[0] if per_run else {}
         mode = state.mode or "latency"
         loops = state.loops or 1
-        summary = stats.summarize(
-            list(state.pooled),
-            n_warmup=sum(int(p.get("n_warmup", 0)) for p in per_run),
+        settings = self.job.settings
+        # state.pooled holds raw elapsed ns of `loops` calls; stats divides as floats.
+        summary = stats.cell_summary(
+            state.pooled,
+            state.run_ids,
+            per_run,
             loops=loops,
-            duration_s=sum(float(p.get("duration_s", 0.0)) for p in per_run),
+            micro=mode == "micro",
             clock_resolution_ns=self.clock["resolution_ns"],
-            run_ids=state.run_ids,
+            want_p99=settings.p99,
+            epsilon=settings.epsilon,
         )
         flags: list[str] = list(summary.get("flags", []))
-        if mode == "micro":
-            # Batching averages the tail away: no p99 in micro-op mode (MEASUREMENT 2.6 (2)).
-            summary["p99"] = None
-            summary["ci95"]["p99"] = None
-            summary["es"]["p99"] = None
-            summary.setdefault("notes", []).append("p99 not reported in micro-op mode")
         warmup_converged = all(p.get("warmup_converged", True) for p in per_run)
         if not warmup_converged:
             flags.append("warmup_unconverged")
@@ -342,7 +340,7 @@ class JobRunner:
                 **(first.get("cold_start") or {}),
                 "first_load_on_host": bool(first.get("first_load_on_host")),
             },
-            per_run=[_small_run(p) for p in per_run],
+            per_run=stats.merge_run_details([_small_run(p) for p in per_run], summary),
             burst=drift.get("burst") if drift else None,
             sustained=drift.get("sustained") if drift else None,
             drift=drift,

@@ -1,6 +1,6 @@
 """Statistics for benchmark samples, in pure stdlib (the agent runs on bare nodes).
 
-Everything here follows docs MEASUREMENT.md section 2.6:
+The method is described in docs/MEASUREMENT.md; this module holds its arithmetic:
 
 * Exact binomial CDF / quantile (Loader's saddle-point pmf, summed only where terms matter),
   fast enough for n around 1e5.
@@ -23,9 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from node_agent.tdist import t_ppf
+
 # --- named constants ---------------------------------------------------------------------------
 
-#: Count floors before a percentile is published (MEASUREMENT 2.6(4)); p95 and p99 are the
+#: Count floors (per run) before a percentile is trusted (docs/MEASUREMENT.md, "Floors"); p95 and p99 are the
 #: MLPerf early-stopping minimums at 99% confidence.
 MIN_SAMPLES_P50 = 20
 MIN_SAMPLES_P95 = 130
@@ -38,13 +40,15 @@ WARMUP_SAMPLE_SIZE = 20
 #: LoadGen's early-stopping confidence (results.cc: ``double confidence = 0.99``).
 EARLY_STOPPING_CONFIDENCE = 0.99
 
-CV_HIGH = 0.10  # pyperf: stdev >= 10% of the mean
-MAX_FAR_FACTOR = 1.5  # pyperf: max >= 50% above the mean
+AUTOCORR_Z = 2.326  # one-sided 1% test of the lag-1 rank autocorrelation
+AUTOCORR_MIN_N = 20  # fewer samples: no serial-dependence test
+AUTOCORR_MAX_LAG = 10  # lags summed in the indicator's variance inflation factor
 SHORT_SAMPLE_FACTOR = 1000  # pyperf warns below 1 ms; we use 1000 x the clock resolution
 DRIFT_MIN_EFFECT = 0.03  # thermal_drift needs |ratio - 1| >= 3%
 TREND_TAU = 0.2
 TREND_P = 0.01
 DRIFT_MIN_WINDOW = 5  # samples per window below which drift is not computed
+SUSTAINED_FINAL_FRACTION = 0.2  # "sustained" = the last 20% of the sustained phase (by time)
 
 _LN_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LN_2PI = math.log(2.0 * math.pi)
@@ -212,7 +216,7 @@ def quantile_ci_coverage(n: int, q: float, lower: int, upper: int) -> float:
 def quantile_ci_ranks(n: int, q: float, conf: float = 0.95) -> tuple[int, int] | None:
     """1-based order-statistic ranks (l, u) of the exact two-sided ``conf`` CI of the q-quantile.
 
-    Distribution-free (continuous i.i.d. samples), equal-tailed, as MEASUREMENT 2.6(4):
+    Distribution-free (continuous i.i.d. samples), equal-tailed (docs/MEASUREMENT.md, "Intervals"):
     ``l = binom.ppf(alpha/2, n, q)`` and ``u = binom.ppf(1 - alpha/2, n, q) + 1`` with
     alpha = 1 - conf; the CI is [x_(l), x_(u)] = [sorted[l-1], sorted[u-1]]. Because
     F(l-1) < alpha/2 and F(u-1) >= 1 - alpha/2, the coverage F(u-1) - F(l-1) is > conf; this is
@@ -249,24 +253,45 @@ def quantile_ci(sorted_values: Sequence[float], q: float, conf: float = 0.95) ->
     return sorted_values[ranks[0] - 1], sorted_values[ranks[1] - 1]
 
 
-def relative_halfwidth(sorted_ns: Sequence[float], q: float = 0.95, conf: float = 0.99) -> float | None:
-    """(x_(u) - x_(l)) / (2 * Q_q) for the ``conf`` CI of the q-quantile, or None if no CI exists."""
-    ci = quantile_ci(sorted_ns, q, conf)
-    if ci is None:
+def relative_halfwidth(
+    sorted_ns: Sequence[float],
+    q: float = 0.95,
+    conf: float = 0.99,
+    *,
+    inflation: float = 1.0,
+    resolution: float = 0.0,
+) -> float | None:
+    """Half the width of the ``conf`` CI of the q-quantile relative to the estimate, or None.
+
+    The interval is widened by sqrt(``inflation``) (serial dependence, see
+    :func:`widened_quantile_ranks`) and by ``resolution`` on each side: a clock cannot tell
+    values closer than its resolution apart, so tied samples never give a zero width.
+    """
+    ranks = widened_quantile_ranks(len(sorted_ns), q, conf, inflation)
+    if ranks is None:
         return None
     estimate = nearest_rank(sorted_ns, q)
     if estimate <= 0:
         return None
-    return (ci[1] - ci[0]) / (2.0 * estimate)
+    width = sorted_ns[ranks[1] - 1] - sorted_ns[ranks[0] - 1] + 2.0 * resolution
+    return width / (2.0 * estimate)
 
 
-def p95_ci_converged(sorted_ns: Sequence[float], epsilon: float, conf: float = 0.99) -> bool:
-    """The adaptive stopping rule of MEASUREMENT 2.6(4): the p95 CI's relative half-width <= epsilon.
+def p95_ci_converged(
+    sorted_ns: Sequence[float],
+    epsilon: float,
+    conf: float = 0.99,
+    *,
+    inflation: float = 1.0,
+    resolution: float = 0.0,
+) -> bool:
+    """One look of the stopping rule: the p95 CI's relative half-width <= epsilon.
 
-    Uses 99% ranks by default so that repeated looks (every K samples) do not erode the
-    coverage of the published 95% CI. False while no CI exists.
+    Uses 99% ranks by default so that repeated looks do not erode the coverage of the
+    published 95% CI; the harness also asks for two consecutive passing looks
+    (docs/MEASUREMENT.md, "Stopping"). False while no CI exists.
     """
-    width = relative_halfwidth(sorted_ns, 0.95, conf)
+    width = relative_halfwidth(sorted_ns, 0.95, conf, inflation=inflation, resolution=resolution)
     return width is not None and width <= epsilon
 
 
@@ -408,13 +433,13 @@ def warmup_stability(
     quartile_tolerance: float = 0.05,
     mad_tolerance: float = 0.10,
 ) -> dict[str, Any]:
-    """The pyperf-style warmup check of MEASUREMENT 2.6(3), with every figure it used.
+    """The pyperf-style warmup check (docs/MEASUREMENT.md, "Warmup"), with every figure it used.
 
     The window (normally 2 x WARMUP_SAMPLE_SIZE = 40 samples, in measured order) is split
     into halves; relative differences are (first - second) / second. Stable when the first
     sample is not above Q3 + 1.5*IQR of the other samples (pyperf checks only the maximum),
     the halves' medians differ by <= 5%, their Q1 and Q3 each by <= 5% and their MADs by
-    <= 10%. (MEASUREMENT uses medians where pyperf checks means within [-50%, +10%].)
+    <= 10%. (We compare medians where pyperf checks means within [-50%, +10%].)
 
     Note: the MAD test dominates. The MAD of 20 samples is itself noisy, so on perfectly
     stationary i.i.d. noise only about 20% of windows pass (measured: 0.21 for Gaussian
@@ -451,15 +476,211 @@ def warmup_stable(window: Sequence[float], **tolerances: float) -> bool:
     return bool(warmup_stability(window, **tolerances)["stable"])
 
 
+# --- autocorrelation ---------------------------------------------------------------------------
+
+
+def _average_ranks(values: Sequence[float]) -> list[float]:
+    """1-based ranks with ties given their average rank."""
+    n = len(values)
+    order = sorted(range(n), key=values.__getitem__)
+    ranks = [0.0] * n
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        avg = (i + j) / 2.0 + 1.0
+        for k in range(i, j + 1):
+            ranks[order[k]] = avg
+        i = j + 1
+    return ranks
+
+
+def lag1_rank_autocorrelation(values_in_order: Sequence[float]) -> float | None:
+    """Lag-1 serial correlation of the ranks of a series (None for n < 3 or a constant series).
+
+    Ranks make it robust to heavy tails. Under independence it is about N(-1/n, 1/n).
+    """
+    n = len(values_in_order)
+    if n < 3:
+        return None
+    ranks = _average_ranks(values_in_order)
+    centre = (n + 1) / 2.0
+    dev = [r - centre for r in ranks]
+    denominator = math.fsum(d * d for d in dev)
+    if denominator == 0:
+        return None
+    return math.fsum(dev[i] * dev[i + 1] for i in range(n - 1)) / denominator
+
+
+def autocorrelation_threshold(n: int) -> float:
+    """The lag-1 rank autocorrelation above which a series of n samples is `autocorrelated`."""
+    return -1.0 / n + AUTOCORR_Z / math.sqrt(n)
+
+
+def is_autocorrelated(values_in_order: Sequence[float]) -> tuple[bool, float | None]:
+    """(flag, lag-1 rank autocorrelation): the one-sided 1% test of serial dependence."""
+    r1 = lag1_rank_autocorrelation(values_in_order)
+    if r1 is None or len(values_in_order) < AUTOCORR_MIN_N:
+        return False, r1
+    return r1 > autocorrelation_threshold(len(values_in_order)), r1
+
+
+def indicator_vif(values_in_order: Sequence[float], cut: float, max_lag: int = AUTOCORR_MAX_LAG) -> float:
+    """Variance inflation factor of the indicator 1{x <= cut}: 1 + 2 sum_k (1 - k/n) r_k, k = 1..max_lag.
+
+    The variance of a sample quantile is that of the fraction of samples below it, so this is
+    the factor by which serial dependence inflates it (floored at 1). Co-occurrence counts come
+    from popcounts of a bit mask (one byte per sample), so this is cheap even for 1e5 samples.
+    """
+    n = len(values_in_order)
+    if n < 3:
+        return 1.0
+    flags = bytes(1 if x <= cut else 0 for x in values_in_order)
+    p = flags.count(1) / n
+    if p <= 0.0 or p >= 1.0:
+        return 1.0
+    mask = int.from_bytes(flags, "little")
+    variance = p * (1.0 - p)
+    total = 0.0
+    for k in range(1, min(max_lag, n - 2) + 1):
+        both = (mask & (mask >> (8 * k))).bit_count()
+        total += (1.0 - k / n) * (both / (n - k) - p * p) / variance
+    return max(1.0, 1.0 + 2.0 * total)
+
+
+# --- intervals ---------------------------------------------------------------------------------
+
+
+def widened_quantile_ranks(n: int, q: float, conf: float, inflation: float) -> tuple[int, int] | None:
+    """Exact ranks of the q-quantile CI, their distance from the estimate's rank scaled by sqrt(inflation).
+
+    With inflation 1 these are :func:`quantile_ci_ranks`. None when the widened interval would
+    need ranks outside 1..n: the data cannot support a claim at that confidence.
+    """
+    ranks = quantile_ci_ranks(n, q, conf)
+    if ranks is None:
+        return None
+    if inflation <= 1.0:
+        return ranks
+    scale = math.sqrt(inflation)
+    rank = nearest_rank_index(n, q) + 1
+    lower = math.floor(rank - (rank - ranks[0]) * scale)
+    upper = math.ceil(rank + (ranks[1] - rank) * scale)
+    if lower < 1 or upper > n:
+        return None
+    return lower, upper
+
+
+def within_run_interval(
+    ordered: Sequence[float], q: float, conf: float, inflation: float = 1.0, resolution: float = 0.0
+) -> tuple[float, float] | None:
+    """The order-statistic interval of one run, widened for serial dependence and by +-resolution."""
+    ranks = widened_quantile_ranks(len(ordered), q, conf, inflation)
+    if ranks is None:
+        return None
+    return ordered[ranks[0] - 1] - resolution, ordered[ranks[1] - 1] + resolution
+
+
+def t_interval_of_logs(
+    values: Sequence[float], conf: float = 0.95, resolution: float = 0.0
+) -> dict[str, float] | None:
+    """Geometric mean and t-interval of positive per-run statistics, on the log scale.
+
+    Returns estimate, lo, hi, log_mean, log_sd, df and rel_halfwidth (the log-scale
+    half-width, about the relative half-width), or None for fewer than 2 values.
+    """
+    r = len(values)
+    if r < 2 or any(v <= 0 for v in values):
+        return None
+    logs = [math.log(v) for v in values]
+    mean = math.fsum(logs) / r
+    sd = math.sqrt(math.fsum((x - mean) ** 2 for x in logs) / (r - 1))
+    half = t_ppf(0.5 + conf / 2.0, r - 1) * sd / math.sqrt(r)
+    estimate = math.exp(mean)
+    return {
+        "estimate": estimate,
+        "lo": math.exp(mean - half) - resolution,
+        "hi": math.exp(mean + half) + resolution,
+        "log_mean": mean,
+        "log_sd": sd,
+        "df": float(r - 1),
+        "rel_halfwidth": half + resolution / estimate,
+    }
+
+
+def required_runs_for(log_sd: float, epsilon: float, runs: int, cap: int = 1000) -> int:
+    """Fewest runs R' >= 2 whose 95% t-interval half-width t(R'-1) * sd / sqrt(R') is <= epsilon."""
+    if log_sd <= 0:
+        return 2
+    for r in range(2, cap + 1):
+        if t_ppf(0.975, r - 1) * log_sd / math.sqrt(r) <= epsilon:
+            return r
+    return cap
+
+
 # --- summary -----------------------------------------------------------------------------------
 
 _PUBLISHED = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
 _DEFAULT_FLOORS: Mapping[str, int] = {"p50": MIN_SAMPLES_P50, "p95": MIN_SAMPLES_P95, "p99": MIN_SAMPLES_P99}
+UNCONVERGED_STOPS = frozenset({"max_duration", "max_samples"})
+"""Stop reasons of a run whose p95 interval never reached epsilon (`not_converged`)."""
 
 
-def _modified_z_scale(mad: float) -> float:
-    # hyperfine: MAD == 0 is replaced by machine epsilon, so any deviation is an outlier.
-    return mad if mad > 0 else 2.220446049250313e-16
+def _modified_z(x: float, median: float, mad: float) -> float:
+    return (x - median) / mad
+
+
+STOPPED_BY_RULE_CONF = 0.99
+"""A run ended by the stopping rule publishes the interval the rule checked (99% ranks): runs the
+rule ends early are those whose interval looked narrow by chance, and their 95%-rank interval
+covered only ~88% in simulation; the 99%-rank one covers ~96% (docs/MEASUREMENT.md, "Stopping")."""
+
+
+def _single_run(
+    per_iter: Sequence[float], limits: Mapping[str, int], resolution: float, stop_reason: str | None = None
+) -> dict[str, Any]:
+    """Quantiles, widened within-run intervals and serial-dependence figures of one run."""
+    n = len(per_iter)
+    ordered = sorted(per_iter)
+    autocorrelated, r1 = is_autocorrelated(per_iter)
+    quantiles: dict[str, float | None] = {}
+    ci95: dict[str, list[float] | None] = {}
+    vifs: dict[str, float] = {}
+    for name, q in _PUBLISHED:
+        if name == "p99" and n < limits["p99"]:
+            quantiles[name], ci95[name] = None, None
+            continue
+        estimate = ordered[nearest_rank_index(n, q)]
+        quantiles[name] = estimate
+        # Widen only when the lag-1 test finds dependence: on independent data the exact
+        # interval is right, and a noisy VIF estimate would only widen it at random.
+        inflation = indicator_vif(per_iter, estimate) if autocorrelated else 1.0
+        vifs[name] = inflation
+        conf = STOPPED_BY_RULE_CONF if stop_reason == "converged" else 0.95
+        ci = within_run_interval(ordered, q, conf, inflation, resolution)
+        ci95[name] = None if ci is None else [ci[0], ci[1]]
+    median = _median_sorted(ordered)
+    mad_floored = max(_mad(ordered, median), resolution)
+    first = per_iter[0]
+    slow_initial = (
+        n >= MIN_SAMPLES_P50
+        and first > max(per_iter[1:])
+        and _modified_z(first, median, mad_floored) > MODIFIED_Z_THRESHOLD
+    )
+    return {
+        "n": n,
+        **quantiles,
+        "median": median,
+        "ci95": ci95,
+        "autocorrelation": {
+            "lag1_rank": r1,
+            "threshold": autocorrelation_threshold(n) if n >= AUTOCORR_MIN_N else None,
+            "vif": vifs,
+        },
+        "autocorrelated": autocorrelated,
+        "slow_initial": slow_initial,
+    }
 
 
 def summarize(
@@ -471,24 +692,34 @@ def summarize(
     clock_resolution_ns: float = 1.0,
     run_ids: Sequence[int] | None = None,
     floors: Mapping[str, int] | None = None,
+    want_p99: bool = True,
+    epsilon: float = 0.02,
+    stop_reasons: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The per-bucket summary record of MEASUREMENT 2.6(5)-(6) and (8), JSON-serialisable.
+    """The summary record of one cell (docs/MEASUREMENT.md, "The summary record"), JSON-serialisable.
 
-    ``samples_ns`` are per-iteration times in measured order (raw elapsed / ``loops``); they
-    are never dropped. Quantiles are nearest-rank (``inverted_cdf``); ``ci95`` holds exact
-    order-statistic intervals ([lo, hi], None while n is too small); ``es`` holds MLPerf
-    early-stopping estimates (None below h(1)+1). p99 (and its CI) is None below the p99
-    floor, with a note; p50/p95 are published below their floors but flagged
-    ``few_samples_p50`` / ``few_samples_p95``. ``floors`` overrides the defaults (keys p50,
-    p95, p99), e.g. for test-sized runs.
+    ``samples_ns`` are raw elapsed times of ``loops`` calls each, in measured order; every
+    statistic is computed on elapsed / loops as floats (integer division biased micro-op
+    figures). Samples are never dropped. Non-positive durations are rejected (ValueError).
 
-    Flags: ``cv_high`` (cv >= 10%), ``max_far`` (max >= 1.5 x mean), ``short_samples`` (min x
-    loops < 1000 x clock resolution), ``slow_initial`` (hyperfine modified z of the first
-    sample > 14.826), ``few_samples_*``, ``need_more_runs`` (pyperf's required run count,
-    from the CV of per-run medians, exceeds the runs given), ``no_samples``.
+    One run (``run_ids`` None or a single run): nearest-rank quantiles with exact
+    order-statistic intervals, widened by sqrt(VIF) when the run is `autocorrelated`.
+    Several runs: each run is summarised alone (``run_level.per_run``), the cell's p50/p90/
+    p95/p99 are geometric means of the per-run values and ``ci95`` holds t-intervals on their
+    logs (df = R - 1); the all-sample quantiles are kept in ``pooled`` for reference only.
+    Every interval is widened by the per-call clock resolution on each side.
+
+    Flags (docs/MEASUREMENT.md, "Flags"): ``autocorrelated``, ``slow_initial``,
+    ``short_samples``, ``few_samples_p50`` / ``few_samples_p95`` / ``few_samples_p99`` (the
+    smallest run below the floor; p99 only when ``want_p99``), ``need_more_runs`` (the p95
+    run-level interval is wider than +-``epsilon``), ``not_converged`` (a run stopped at a
+    ceiling, from ``stop_reasons``), ``no_samples``.
     """
     limits = {**_DEFAULT_FLOORS, **(floors or {})}
     n = len(samples_ns)
+    if loops < 1:
+        raise ValueError(f"loops must be >= 1, got {loops}")
+    resolution = clock_resolution_ns / loops
     flags: list[str] = []
     notes: list[str] = []
     record: dict[str, Any] = {
@@ -497,9 +728,13 @@ def summarize(
         "loops": loops,
         "duration_s": duration_s,
         "quantile_method": "inverted_cdf",
+        "resolution_ns": resolution,
     }
     if run_ids is not None and len(run_ids) != n:
         raise ValueError(f"run_ids has {len(run_ids)} entries for {n} samples")
+    if stop_reasons is not None and any(reason in UNCONVERGED_STOPS for reason in stop_reasons):
+        flags.append("not_converged")
+        notes.append("a run stopped at a ceiling before its p95 interval reached epsilon")
     if n == 0:
         empty = dict.fromkeys(("min", "p50", "p90", "p95", "p99", "max", "mean", "stdev", "cv", "mad"))
         none_map = dict.fromkeys(("p50", "p90", "p95", "p99"))
@@ -507,16 +742,21 @@ def summarize(
             **record,
             **empty,
             "ci95": dict(none_map),
+            "interval_method": None,
             "es": {"p90": None, "p95": None, "p99": None},
             "outliers_mad": 0,
             "outliers_iqr": 0,
-            "flags": ["no_samples"],
-            "notes": ["no samples were measured"],
+            "flags": ["no_samples", *flags],
+            "notes": ["no samples were measured", *notes],
         }
     if not all(math.isfinite(x) for x in samples_ns):
         raise ValueError("samples_ns contains a non-finite value")
+    if any(x <= 0 for x in samples_ns):
+        bad = next(x for x in samples_ns if x <= 0)
+        raise ValueError(f"samples_ns must be positive durations, got {bad}")
 
-    ordered = sorted(samples_ns)
+    per_iter = [x / loops for x in samples_ns] if loops != 1 else [float(x) for x in samples_ns]
+    ordered = sorted(per_iter)
     mean = math.fsum(ordered) / n
     stdev = math.sqrt(math.fsum((x - mean) ** 2 for x in ordered) / (n - 1)) if n > 1 else None
     cv = stdev / mean if stdev is not None and mean > 0 else None
@@ -524,66 +764,201 @@ def summarize(
     mad = _mad(ordered, median)
     record.update(min=ordered[0], max=ordered[-1], mean=mean, stdev=stdev, cv=cv, mad=mad)
 
-    ci95: dict[str, list[float] | None] = {}
-    for name, q in _PUBLISHED:
-        if name == "p99" and n < limits["p99"]:
-            record[name] = None
-            ci95[name] = None
-            notes.append(f"p99 not published: n={n} < {limits['p99']} samples needed")
-            continue
-        record[name] = ordered[nearest_rank_index(n, q)]
-        ci = quantile_ci(ordered, q, 0.95)
-        ci95[name] = None if ci is None else [ci[0], ci[1]]
-    record["ci95"] = ci95
+    by_run: dict[int, list[float]] = {}
+    if run_ids is not None:
+        for run, x in zip(run_ids, per_iter, strict=True):
+            by_run.setdefault(run, []).append(x)
+    runs = sorted(by_run) if by_run else [0]
+    reasons: list[str | None] = [None] * len(runs)
+    if stop_reasons is not None and len(stop_reasons) == len(runs):
+        reasons = list(stop_reasons)
+    per_run = (
+        [_single_run(by_run[r], limits, resolution, reasons[i]) for i, r in enumerate(runs)] if by_run else []
+    )
+    if len(runs) >= 2:
+        _publish_run_level(record, per_run, runs, limits, resolution, epsilon, flags, notes)
+        smallest_run = min(p["n"] for p in per_run)
+        autocorrelated = any(p["autocorrelated"] for p in per_run)
+        slow_initial = any(p["slow_initial"] for p in per_run)
+        record["pooled"] = {
+            name: ordered[nearest_rank_index(n, q)] if name != "p99" or n >= limits["p99"] else None
+            for name, q in _PUBLISHED
+        }
+    else:
+        single = per_run[0] if per_run else _single_run(per_iter, limits, resolution, reasons[0])
+        for name, _ in _PUBLISHED:
+            record[name] = single[name]
+        record["ci95"] = single["ci95"]
+        record["autocorrelation"] = single["autocorrelation"]
+        record["interval_method"] = "order_statistic"
+        smallest_run = n
+        autocorrelated = single["autocorrelated"]
+        slow_initial = single["slow_initial"]
+        if run_ids is not None:
+            record.update(runs=runs, run_medians=[median], run_cv=None, required_runs=None)
+    if record["p99"] is None:
+        notes.append(f"p99 not published: n={smallest_run} < {limits['p99']} samples needed per run")
     record["es"] = {name: early_stopping_estimate(ordered, q) for name, q in _PUBLISHED if name != "p50"}
 
-    # Outliers: counted, never removed.
-    scale = _modified_z_scale(mad)
-    record["outliers_mad"] = sum(1 for x in ordered if abs(x - median) / scale > MODIFIED_Z_THRESHOLD)
+    # Outliers: counted, never removed. The MAD is floored at the clock resolution: a MAD of 0
+    # (ties on a coarse clock) would make a 1-tick difference an "outlier".
+    mad_floored = max(mad, resolution)
+    record["outliers_mad"] = sum(
+        1 for x in ordered if abs(_modified_z(x, median, mad_floored)) > MODIFIED_Z_THRESHOLD
+    )
     q1, q3 = _linear_percentile(ordered, 0.25), _linear_percentile(ordered, 0.75)
     low_fence, high_fence = q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1)
     record["outliers_iqr"] = sum(1 for x in ordered if x < low_fence or x > high_fence)
 
-    if cv is not None and cv >= CV_HIGH:
-        flags.append("cv_high")
-    if ordered[-1] >= MAX_FAR_FACTOR * mean:
-        flags.append("max_far")
+    if autocorrelated:
+        flags.append("autocorrelated")
     if ordered[0] * loops < SHORT_SAMPLE_FACTOR * clock_resolution_ns:
         flags.append("short_samples")
-    if (samples_ns[0] - median) / scale > MODIFIED_Z_THRESHOLD:
+    if slow_initial:
         flags.append("slow_initial")
-    if n < limits["p50"]:
+    if smallest_run < limits["p50"]:
         flags.append("few_samples_p50")
-    if n < limits["p95"]:
+    if smallest_run < limits["p95"]:
         flags.append("few_samples_p95")
-        notes.append(f"p95 has n={n} < {limits['p95']} samples (MLPerf early-stopping minimum)")
-    if n < limits["p99"]:
+        notes.append(f"p95 has n={smallest_run} < {limits['p95']} samples per run (the p95 floor)")
+    if want_p99 and smallest_run < limits["p99"]:
         flags.append("few_samples_p99")
-
-    if run_ids is not None:
-        record.update(_run_level(samples_ns, run_ids))
-        if record["required_runs"] is not None and record["required_runs"] > len(record["runs"]):
-            flags.append("need_more_runs")
     record["flags"] = flags
     record["notes"] = notes
     return record
 
 
-def _run_level(samples_ns: Sequence[float], run_ids: Sequence[int]) -> dict[str, Any]:
-    """Per-run medians, their CV and pyperf's required_nprocesses = ceil(4 Z^2 cv^2 / W^2)."""
-    by_run: dict[int, list[float]] = {}
-    for run, x in zip(run_ids, samples_ns, strict=True):
-        by_run.setdefault(run, []).append(x)
-    runs = sorted(by_run)
-    medians = [statistics.median(by_run[r]) for r in runs]
-    run_cv: float | None = None
-    required: int | None = None
-    if len(medians) >= 2:
-        mean = math.fsum(medians) / len(medians)
-        if mean > 0:
-            run_cv = statistics.stdev(medians) / mean
-            required = math.ceil(4 * 1.96**2 * run_cv**2 / 0.01**2)
-    return {"runs": runs, "run_medians": medians, "run_cv": run_cv, "required_runs": required}
+def _publish_run_level(
+    record: dict[str, Any],
+    per_run: list[dict[str, Any]],
+    runs: list[int],
+    limits: Mapping[str, int],
+    resolution: float,
+    epsilon: float,
+    flags: list[str],
+    notes: list[str],
+) -> None:
+    """The cell's estimates and intervals from its independent runs (the unit of replication)."""
+    ci95: dict[str, list[float] | None] = {}
+    level: dict[str, Any] = {"n_runs": len(runs), "conf": 0.95, "per_run": per_run}
+    for name, _ in _PUBLISHED:
+        values = [p[name] for p in per_run]
+        if any(v is None for v in values):
+            record[name], ci95[name] = None, None
+            continue
+        interval = t_interval_of_logs(values, 0.95, resolution)
+        assert interval is not None  # >= 2 runs of positive values
+        record[name] = interval["estimate"]
+        ci95[name] = [interval["lo"], interval["hi"]]
+        level[name] = {"values": values, **interval}
+    record["ci95"] = ci95
+    record["interval_method"] = "t_log_runs"
+    record["run_level"] = level
+    medians = [p["median"] for p in per_run]
+    mean_median = math.fsum(medians) / len(medians)
+    record["runs"] = runs
+    record["run_medians"] = medians
+    record["run_cv"] = statistics.stdev(medians) / mean_median if mean_median > 0 else None
+    p95_level = level.get("p95")
+    if isinstance(p95_level, dict):
+        required = required_runs_for(p95_level["log_sd"], epsilon, len(runs))
+        record["required_runs"] = required
+        if p95_level["rel_halfwidth"] > epsilon:
+            flags.append("need_more_runs")
+            notes.append(
+                f"p95 run-level interval is +-{100 * p95_level['rel_halfwidth']:.1f}% (target "
+                f"+-{100 * epsilon:g}%): about {required} runs would reach it"
+            )
+    else:
+        record["required_runs"] = None
+
+
+def cell_summary(
+    elapsed_ns: Sequence[float],
+    run_ids: Sequence[int],
+    per_run: Sequence[Mapping[str, Any]],
+    *,
+    loops: int,
+    micro: bool,
+    clock_resolution_ns: float,
+    want_p99: bool,
+    epsilon: float,
+) -> dict[str, Any]:
+    """:func:`summarize` of a cell's pooled raw samples, as the agent publishes it.
+
+    ``per_run`` are the workers' run records (n_warmup, duration_s, stop_reason). Invalid
+    samples (non-positive, non-finite) give a summary without figures, flagged
+    ``invalid_samples``, instead of an exception: the cell still reports. Micro-op cells
+    publish no p99 (batching averages the tail away).
+    """
+    try:
+        summary = summarize(
+            elapsed_ns,
+            n_warmup=sum(int(p.get("n_warmup", 0)) for p in per_run),
+            loops=loops,
+            duration_s=sum(float(p.get("duration_s", 0.0)) for p in per_run),
+            clock_resolution_ns=clock_resolution_ns,
+            run_ids=run_ids,
+            want_p99=want_p99 and not micro,
+            epsilon=epsilon,
+            stop_reasons=[str(p.get("stop_reason") or "") for p in per_run],
+        )
+    except ValueError as exc:
+        figures = dict.fromkeys(("min", "p50", "p90", "p95", "p99", "max", "mean", "stdev", "cv", "mad"))
+        return {
+            "n": len(elapsed_ns),
+            "loops": loops,
+            **figures,
+            "ci95": dict.fromkeys(("p50", "p90", "p95", "p99")),
+            "interval_method": None,
+            "es": {"p90": None, "p95": None, "p99": None},
+            "flags": ["invalid_samples"],
+            "notes": [f"samples rejected: {exc}"],
+        }
+    if micro:
+        summary["p99"] = None
+        summary["ci95"]["p99"] = None
+        summary["es"]["p99"] = None
+        if isinstance(summary.get("pooled"), dict):
+            summary["pooled"]["p99"] = None
+        if isinstance(summary.get("run_level"), dict):
+            summary["run_level"].pop("p99", None)
+            for run in summary["run_level"]["per_run"]:
+                run["p99"] = None
+                run["ci95"]["p99"] = None
+        summary.setdefault("notes", []).append("p99 not reported in micro-op mode")
+    return summary
+
+
+def merge_run_details(runs: Sequence[dict[str, Any]], summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each run's line with its within-run figures from ``summary`` (matched by run index).
+
+    Adds ``p90``, ``p99``, ``ci95`` (the within-run interval), ``autocorrelated`` and
+    ``autocorrelation``; a single-run cell's within-run figures are the cell's own.
+    """
+    level = summary.get("run_level")
+    details: dict[Any, Mapping[str, Any]] = {}
+    if isinstance(level, Mapping):
+        details = dict(zip(summary.get("runs", []), level.get("per_run", []), strict=False))
+    elif len(runs) == 1 and summary.get("interval_method") == "order_statistic":
+        details = {runs[0].get("run"): {**summary, "autocorrelated": "autocorrelated" in summary["flags"]}}
+    merged = []
+    for line in runs:
+        detail = details.get(line.get("run"))
+        if detail is None:
+            merged.append(dict(line))
+            continue
+        merged.append(
+            {
+                **line,
+                "p90": detail.get("p90"),
+                "p99": detail.get("p99"),
+                "ci95": detail.get("ci95"),
+                "autocorrelated": bool(detail.get("autocorrelated")),
+                "autocorrelation": detail.get("autocorrelation"),
+            }
+        )
+    return merged
 
 
 # --- two-sample tests --------------------------------------------------------------------------
@@ -625,7 +1000,8 @@ def mann_whitney_u(
     sd = math.sqrt(n1 * n2 / 12.0 * ((total + 1) - tie_term / (total * (total - 1)))) if total > 1 else 0.0
     if sd == 0:
         return u1, 1.0
-    numerator = u - n1 * n2 / 2.0 - (0.5 if use_continuity else 0.0)
+    # u >= the mean by construction; the correction must never push the distance below 0.
+    numerator = max(0.0, u - n1 * n2 / 2.0 - (0.5 if use_continuity else 0.0))
     return u1, _normal_two_sided_p(numerator / sd)
 
 
@@ -790,40 +1166,66 @@ def _trend_series(
     return [float(i) for i in range(len(medians))], medians
 
 
+def _final_window(
+    values: Sequence[float], t_ns: Sequence[float] | None, fraction: float
+) -> tuple[list[float], float | None]:
+    """The last ``fraction`` of a phase (by time when ``t_ns`` is given) and its span in seconds."""
+    if t_ns is not None and values:
+        cut = t_ns[-1] - fraction * (t_ns[-1] - t_ns[0])
+        window = [x for t, x in zip(t_ns, values, strict=True) if t >= cut]
+        return window, (t_ns[-1] - cut) / 1e9
+    width = int(len(values) * fraction)
+    return list(values[len(values) - width :]), None
+
+
+def _dependence_scale(values_in_order: Sequence[float]) -> float:
+    """sqrt(VIF) of the median indicator when the series is autocorrelated, else 1."""
+    autocorrelated, _ = is_autocorrelated(values_in_order)
+    if not autocorrelated:
+        return 1.0
+    return math.sqrt(indicator_vif(values_in_order, statistics.median(values_in_order)))
+
+
 def drift(
-    samples_ns: Sequence[float],
+    burst_ns: Sequence[float],
+    sustained_ns: Sequence[float],
     *,
-    window_fraction: float = 0.2,
+    sustained_t_ns: Sequence[float] | None = None,
+    final_fraction: float = SUSTAINED_FINAL_FRACTION,
     seed: int = 0,
-    t_ns: Sequence[float] | None = None,
     n_resamples: int = 2000,
     max_trend_points: int = 2000,
 ) -> dict[str, Any]:
-    """Burst-vs-sustained drift and trend of one sustained run (MEASUREMENT 2.6(7)).
+    """Burst vs sustained drift of one run (docs/MEASUREMENT.md, "Drift").
 
-    W1 / W5 are the first and last ``window_fraction`` of the run: by time when ``t_ns``
-    (sample timestamps, non-decreasing) is given, else by sample index. Reports ``burst`` and
-    ``sustained`` (n, p50, p95), ``ratio`` = median(W5) / median(W1) with a seeded bootstrap
-    ``ci95``, the Mann-Whitney ``mw_p`` of W1 vs W5, and Kendall ``kendall_tau`` /
-    ``kendall_p`` between time and the block-median series (see _trend_series).
-    ``flag`` (thermal_drift): the CI excludes 1 and |ratio - 1| >= 3%. ``trend_flag``:
-    tau > 0.2 and p < 0.01 (slowing down only). Windows under 5 samples give None figures.
+    burst = the measured phase (``burst_ns``, per-call times in measured order); sustained =
+    the final ``final_fraction`` of the sustained phase, by time when ``sustained_t_ns`` is
+    given. ``ratio`` = median(sustained) / median(burst) with a seeded bootstrap ``ci95``
+    whose two medians' deviations are each widened by sqrt(VIF) when that window is
+    autocorrelated; ``mw_p`` is the Mann-Whitney p of burst vs sustained; ``kendall_tau`` /
+    ``kendall_p`` test a trend over the whole sustained phase (block medians). ``flag``
+    (thermal_drift): the CI excludes 1 and |ratio - 1| >= 3%; ``trend_flag``: tau > 0.2 and
+    p < 0.01. Windows under 5 samples give None figures and a ``reason``.
     """
-    n = len(samples_ns)
-    if not 0.0 < window_fraction <= 0.5:
-        raise ValueError(f"window_fraction must be in (0, 0.5], got {window_fraction}")
-    if t_ns is not None:
-        if len(t_ns) != n:
-            raise ValueError(f"t_ns has {len(t_ns)} entries for {n} samples")
-        if any(t_ns[i] > t_ns[i + 1] for i in range(n - 1)):
-            raise ValueError("t_ns must be non-decreasing")
+    if not 0.0 < final_fraction <= 1.0:
+        raise ValueError(f"final_fraction must be in (0, 1], got {final_fraction}")
+    n_sustained = len(sustained_ns)
+    if sustained_t_ns is not None:
+        if len(sustained_t_ns) != n_sustained:
+            raise ValueError(f"sustained_t_ns has {len(sustained_t_ns)} entries for {n_sustained} samples")
+        if any(sustained_t_ns[i] > sustained_t_ns[i + 1] for i in range(n_sustained - 1)):
+            raise ValueError("sustained_t_ns must be non-decreasing")
     result: dict[str, Any] = {
-        "n": n,
-        "window_fraction": window_fraction,
+        "method": "burst_vs_final_window",
+        "final_fraction": final_fraction,
+        "n_burst_phase": len(burst_ns),
+        "n_sustained_phase": n_sustained,
+        "window_s": None,
         "burst": None,
         "sustained": None,
         "ratio": None,
         "ci95": None,
+        "dependence_scale": None,
         "mw_p": None,
         "kendall_tau": None,
         "kendall_p": None,
@@ -832,27 +1234,47 @@ def drift(
         "trend_flag": False,
         "flags": [],
     }
-    if t_ns is not None and n:
-        span = t_ns[-1] - t_ns[0]
-        first = [x for t, x in zip(t_ns, samples_ns, strict=True) if t <= t_ns[0] + window_fraction * span]
-        last = [x for t, x in zip(t_ns, samples_ns, strict=True) if t >= t_ns[-1] - window_fraction * span]
-    else:
-        width = int(n * window_fraction)
-        first, last = list(samples_ns[:width]), list(samples_ns[n - width :])
-    if len(first) < DRIFT_MIN_WINDOW or len(last) < DRIFT_MIN_WINDOW:
-        result["reason"] = f"windows need >= {DRIFT_MIN_WINDOW} samples each (got {len(first)}, {len(last)})"
+    window, window_s = _final_window(sustained_ns, sustained_t_ns, final_fraction)
+    result["window_s"] = window_s
+    burst = list(burst_ns)
+    if len(burst) < DRIFT_MIN_WINDOW or len(window) < DRIFT_MIN_WINDOW:
+        result["reason"] = (
+            f"windows need >= {DRIFT_MIN_WINDOW} samples each (got {len(burst)}, {len(window)})"
+        )
         return result
-    ratio, lo, hi = bootstrap_ratio_ci(first, last, n_resamples=n_resamples, seed=seed)
-    _, mw_p = mann_whitney_u(first, last)
-    result.update(burst=_lite(first), sustained=_lite(last), ratio=ratio, ci95=[lo, hi], mw_p=mw_p)
+    if any(x <= 0 for x in burst) or any(x <= 0 for x in window):
+        raise ValueError("drift needs positive durations")
+    sorted_b, sorted_w = sorted(burst), sorted(window)
+    med_b, med_w = statistics.median(sorted_b), statistics.median(sorted_w)
+    ratio = med_w / med_b
+    scale_b, scale_w = _dependence_scale(burst), _dependence_scale(window)
+    log_b, log_w, log_ratio = math.log(med_b), math.log(med_w), math.log(ratio)
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(n_resamples):
+        dev_b = math.log(_bootstrap_median(sorted_b, rng)) - log_b
+        dev_w = math.log(_bootstrap_median(sorted_w, rng)) - log_w
+        ratios.append(math.exp(log_ratio + scale_w * dev_w - scale_b * dev_b))
+    ratios.sort()
+    lo, hi = _linear_percentile(ratios, 0.025), _linear_percentile(ratios, 0.975)
+    _, mw_p = mann_whitney_u(burst, window)
+    result.update(
+        burst=_lite(burst),
+        sustained=_lite(window),
+        ratio=ratio,
+        ci95=[lo, hi],
+        dependence_scale={"burst": scale_b, "sustained": scale_w},
+        mw_p=mw_p,
+    )
     result["flag"] = (lo > 1.0 or hi < 1.0) and abs(ratio - 1.0) >= DRIFT_MIN_EFFECT
-    xs, medians = _trend_series(samples_ns, t_ns, max_trend_points)
-    result["trend_points"] = len(medians)
-    if len(medians) >= 3:
-        tau, p = kendall_tau(xs, medians)
-        if not math.isnan(tau):
-            result["kendall_tau"], result["kendall_p"] = tau, p
-            result["trend_flag"] = tau > TREND_TAU and p < TREND_P
+    if n_sustained >= 3:
+        xs, medians = _trend_series(sustained_ns, sustained_t_ns, max_trend_points)
+        result["trend_points"] = len(medians)
+        if len(medians) >= 3:
+            tau, p = kendall_tau(xs, medians)
+            if not math.isnan(tau):
+                result["kendall_tau"], result["kendall_p"] = tau, p
+                result["trend_flag"] = tau > TREND_TAU and p < TREND_P
     result["flags"] = [
         name for name, on in (("thermal_drift", result["flag"]), ("trend", result["trend_flag"])) if on
     ]

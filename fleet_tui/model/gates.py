@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from node_agent.engines import precision_of
 
-Verdict = Literal["pass", "fail", "skipped"]
+Verdict = Literal["pass", "fail", "inconclusive", "skipped"]
+VERDICTS: Final = ("pass", "fail", "inconclusive", "skipped")
 
 
 @dataclass(frozen=True)

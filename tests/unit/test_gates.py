@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import math
+import random
 from typing import Any
 
 import pytest
 
 from fleet_tui.analysis.gates import (
+    GateReport,
     coreml_regression,
     evaluate_gates,
+    gate_exit_code,
     numeric_drift,
     over_budget,
     thermal_drift,
 )
 from fleet_tui.config.spec import GateSpec
-from fleet_tui.model.gates import CellOutcome
+from fleet_tui.model.gates import VERDICTS, CellOutcome
+from node_agent import stats
 
 MS = 1_000_000  # summaries are in ns
 _ids = iter(range(1, 10_000))
@@ -186,3 +191,126 @@ def test_a_sweep_with_only_skipped_verdicts_passes() -> None:
     outcomes = [cell("mlx", {"device": "gpu", "dtype": "fp16"}, None, state="unsupported", reason="no Metal")]
     report = evaluate_gates(outcomes, GateSpec(), {("mlp", "b1"): 2.0})
     assert report.verdicts and {v.verdict for v in report.verdicts} == {"skipped"} and report.passed
+
+
+# --- inconclusive: judged on the published interval and the sample floors ------------------------
+
+
+def _with_interval(
+    p95_ms: float, lo_ms: float, hi_ms: float, flags: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "n": 3000,
+        "p95": p95_ms * MS,
+        "ci95": {"p95": [lo_ms * MS, hi_ms * MS]},
+        "interval_method": "t_log_runs",
+        "flags": flags or [],
+    }
+
+
+def _mlx_cell(summary: dict[str, Any]) -> CellOutcome:
+    return cell("mlx", {"device": "gpu", "dtype": "fp16"}, summary)
+
+
+def test_over_budget_is_judged_on_the_interval() -> None:
+    budgets = {("mlp", "b1"): 2.0}
+    below = _mlx_cell(_with_interval(1.8, 1.7, 1.9))
+    above = _mlx_cell(_with_interval(2.3, 2.1, 2.5))
+    straddles = _mlx_cell(_with_interval(1.95, 1.8, 2.1, ["need_more_runs"]))
+    ok, bad, unsure = over_budget([below, above, straddles], budgets)
+    assert (ok.verdict, bad.verdict, unsure.verdict) == ("pass", "fail", "inconclusive")
+    assert "95% CI 1.800-2.100 ms" in unsure.detail
+    assert "straddles the limit (need_more_runs)" in unsure.detail and unsure.value == pytest.approx(1.95)
+
+
+def test_a_gate_on_a_cell_below_its_floor_is_inconclusive() -> None:
+    # Issue: MiniLM MLX with n=13 (floor 130) was reported over_budget pass.
+    rng = random.Random(1)
+    summary = stats.summarize([rng.lognormvariate(math.log(5e6), 0.05) for _ in range(13)])
+    assert "few_samples_p95" in summary["flags"]
+    [verdict] = over_budget([_mlx_cell(summary)], {("mlp", "b1"): 1000.0})
+    assert verdict.verdict == "inconclusive"
+    assert "n=13" in verdict.detail and "few_samples_p95" in verdict.detail
+    # The same for a stored summary from before intervals were gate-ready.
+    old = {"p95": 5 * MS, "ci95": {"p95": None}, "flags": ["few_samples_p95"], "n": 13}
+    [old_verdict] = over_budget([_mlx_cell(old)], {("mlp", "b1"): 1000.0})
+    assert old_verdict.verdict == "inconclusive"
+
+
+def test_old_summaries_keep_the_point_verdict() -> None:
+    # No interval_method: the stored pooled interval is not trusted, the point figure decides.
+    old = {"p95": 1.95 * MS, "ci95": {"p95": [1.8 * MS, 2.1 * MS]}, "flags": ["need_more_runs"]}
+    [verdict] = over_budget([_mlx_cell(old)], {("mlp", "b1"): 2.0})
+    assert verdict.verdict == "pass" and "CI" not in verdict.detail
+
+
+def test_a_new_summary_without_an_interval_is_inconclusive() -> None:
+    summary = {"p95": 1.0 * MS, "ci95": {"p95": None}, "interval_method": "order_statistic", "flags": []}
+    [verdict] = over_budget([_mlx_cell(summary)], {("mlp", "b1"): 2.0})
+    assert verdict.verdict == "inconclusive" and "no 95% interval" in verdict.detail
+
+
+def _drift_summary(ratio: float | None, lo: float, hi: float, reason: str | None = None) -> dict[str, Any]:
+    drift: dict[str, Any] = {
+        "method": "burst_vs_final_window",
+        "final_fraction": 0.2,
+        "ratio": ratio,
+        "ci95": None if ratio is None else [lo, hi],
+        "burst": None if ratio is None else {"n": 400, "p50": MS, "p95": MS},
+        "sustained": None if ratio is None else {"n": 2400, "p50": (ratio or 1) * MS, "p95": MS},
+    }
+    if reason:
+        drift["reason"] = reason
+    return {"p95": MS, "flags": [], "drift": drift, "burst": drift["burst"], "sustained": drift["sustained"]}
+
+
+def test_thermal_drift_reads_the_drift_ratio_and_its_interval() -> None:
+    cells = [
+        _mlx_cell(_drift_summary(1.05, 1.02, 1.08)),
+        _mlx_cell(_drift_summary(1.26, 1.23, 1.29)),
+        _mlx_cell(_drift_summary(1.21, 1.18, 1.24)),
+        _mlx_cell(_drift_summary(1.15, 1.10, 1.21)),  # below the limit, but the interval reaches it
+        _mlx_cell(_drift_summary(None, 0, 0, reason="windows need >= 5 samples each (got 3, 2)")),
+    ]
+    verdicts = [v.verdict for v in thermal_drift(cells, threshold=1.2)]
+    assert verdicts == ["pass", "fail", "inconclusive", "inconclusive", "inconclusive"]
+    fail = thermal_drift([cells[1]], threshold=1.2)[0]
+    assert "last 20% of the sustained phase" in fail.detail and "burst p50 (measured phase)" in fail.detail
+    assert "95% CI 1.230-1.290x" in fail.detail and "dedicated node" in fail.detail
+    short = thermal_drift([cells[4]], threshold=1.2)[0]
+    assert "too short to judge" in short.detail and "windows need" in short.detail
+
+
+def _run_level_cell(engine: str, config: dict[str, str], p95s_ms: list[float]) -> CellOutcome:
+    rng = random.Random(len(p95s_ms))
+    run_ids = [r for r in range(len(p95s_ms)) for _ in range(200)]
+    samples = [p95s_ms[r] * MS * rng.lognormvariate(0, 0.01) / 1.0166 for r in run_ids]
+    return cell(engine, config, stats.summarize(samples, run_ids=run_ids, want_p99=False))
+
+
+def test_coreml_regression_uses_a_welch_interval_of_the_ratio() -> None:
+    mlx_ref = _run_level_cell("mlx", {"device": "gpu", "dtype": "fp16"}, [1.0, 1.01, 0.99, 1.0, 1.005])
+    clear = _run_level_cell(
+        "coreml", {"compute_units": "all", "precision": "fp16"}, [1.5, 1.52, 1.49, 1.5, 1.51]
+    )
+    noisy = _run_level_cell(
+        "coreml", {"compute_units": "cpu_and_ne", "precision": "fp16"}, [1.0, 1.6, 1.2, 1.45, 1.3]
+    )
+    verdicts = {v.cell_key: v for v in coreml_regression([mlx_ref, clear, noisy], threshold=1.25)}
+    assert verdicts[clear.key].verdict == "fail" and "95% CI" in verdicts[clear.key].detail
+    assert verdicts[noisy.key].verdict == "inconclusive"
+
+
+def test_gate_exit_code_counts_inconclusive_only_when_strict() -> None:
+    def report(*verdicts: str) -> GateReport:
+        outcome = _mlx_cell({"p95": MS})
+        base = over_budget([outcome], {("mlp", "b1"): 2.0})[0]
+        return GateReport(tuple(base.__class__(**{**base.__dict__, "verdict": v}) for v in verdicts))
+
+    assert gate_exit_code(report("pass", "skipped", "inconclusive")) == 0
+    assert gate_exit_code(report("pass", "inconclusive"), strict=True) == 1
+    assert gate_exit_code(report("pass", "fail")) == 1 and report("fail").exit_code(strict=False) == 1
+    assert gate_exit_code(report("pass", "skipped"), strict=True) == 0
+    mixed = report("pass", "inconclusive", "fail", "skipped")
+    assert mixed.counts() == dict.fromkeys(VERDICTS, 1) and len(mixed.inconclusive) == 1
+    assert report("inconclusive").passed  # does not fail by default, but is listed

@@ -6,6 +6,8 @@ so the harness sees latencies it can reason about without a model.
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 import time
 from array import array
@@ -109,10 +111,10 @@ def test_latency_mode_meets_floors_and_flushes_outside_the_timed_region() -> Non
     assert record.mode == "latency" and record.loops == 1
     assert len(record.measured) >= settings.min_samples
     assert record.duration_s >= settings.min_duration_s
-    assert record.stop_reason in ("converged", "max_duration")
+    assert record.stop_reason in ("converged", "max_duration", "max_samples")  # a busy box may not converge
     assert not sink.flushed_inside_timed_region
-    # every measured sample reached the sink exactly once, in order
-    assert sink.values("measure") == list(record.measured)
+    # every measured sample reached the sink exactly once, in order (raw ns; loops == 1 here)
+    assert sink.values("measure") == list(record.measured_elapsed) == list(record.measured)
     assert sink.values("warmup") == record.warmup
     # one inference per sample: each sample is at least the spin time
     assert min(record.measured) >= 300_000
@@ -130,11 +132,12 @@ def test_micro_op_mode_calibrates_loops_to_10ms() -> None:
     last_loops, last_elapsed = record.calibration[-1]
     assert last_loops == record.loops and last_elapsed >= measure.MICRO_OP_TARGET_NS
     assert all(elapsed < measure.MICRO_OP_TARGET_NS for _, elapsed in record.calibration[:-1])
-    # samples are per-iteration times
+    # per-call times (floats) are the raw elapsed times over loops
     assert 20_000 <= statistics_median(list(record.measured)) < 200_000
+    assert list(record.measured) == [x / record.loops for x in record.measured_elapsed]
 
 
-def statistics_median(values: list[int]) -> float:
+def statistics_median(values: list[float]) -> float:
     values = sorted(values)
     return values[len(values) // 2]
 
@@ -216,10 +219,11 @@ def test_sustained_mode_reads_conditions_and_tags_batches(monkeypatch: pytest.Mo
     assert len(thermal_events) >= 4  # start, every 150 ms, end
     tags = [t for p, _, _, t in sink.batches if p == "sustained"]
     assert tags[0] == "nominal" and "fair" in tags
-    assert sink.values("sustained") == list(record.sustained)
+    assert sink.values("sustained") == list(record.sustained_elapsed)
     drift = measure.drift_of(record)
     assert drift is not None
-    assert drift["burst"]["n"] > 0 and drift["sustained"]["n"] > 0
+    # burst = the whole measured phase; sustained = the final 20% (by time) of the sustained phase
+    assert drift["burst"]["n"] == len(record.measured) and 0 < drift["sustained"]["n"] < len(record.sustained)
     assert drift["n_used"] == len(record.measured) + len(record.sustained)
     assert measure.thermal_state_changed([e[1]["thermal_pressure"] for e in thermal_events])
 
@@ -252,3 +256,82 @@ def test_warmup_of_a_slow_model_is_capped_in_time() -> None:
     record = Harness(engine, settings, Recorder()).measure_run()
     assert not record.warmup_converged
     assert settings.warmup_min <= len(record.warmup) < 60
+
+
+class FakeBatchClock:
+    """A simulated clock, not a timed engine: run(loops) returns the elapsed ns of `loops` calls of
+    ~per_call_ns each (lognormal spread), instantly. Micro-op arithmetic is checked without
+    depending on this box's timer."""
+
+    def __init__(self, per_call_ns: float, sigma: float, seed: int) -> None:
+        self.per_call_ns, self.sigma = per_call_ns, sigma
+        self.rng = random.Random(seed)
+
+    def run(self, loops: int) -> int:
+        return round(loops * self.per_call_ns * math.exp(self.sigma * self.rng.gauss(0, 1)))
+
+
+def test_micro_op_samples_keep_raw_elapsed_and_divide_as_floats() -> None:
+    # Finding 4: elapsed // loops biased a 20 ns op's p95 by -3%.
+    sink = Recorder()
+    settings = small(min_duration_s=0.0, epsilon=0.02, min_samples=130, check_every=50)
+    record = Harness(FakeBatchClock(20.0, 0.05, 1), settings, sink, clock_resolution_ns=1.0).measure_run()
+    assert record.mode == "micro" and record.loops >= 1 << 18
+    assert sink.values("measure") == list(record.measured_elapsed)  # raw ints on the wire
+    assert min(record.measured_elapsed) >= measure.MICRO_OP_TARGET_NS * 0.8
+    fractions = {x % 1 for x in record.measured}
+    assert len(fractions) > 10  # per-call times keep their fraction
+    summary = stats.summarize(record.measured_elapsed, loops=record.loops)
+    truth = 20.0 * math.exp(0.05 * 1.6448536269514722)
+    assert summary["p95"] == pytest.approx(truth, rel=0.01)
+    truncated = stats.nearest_rank(sorted(x // record.loops for x in record.measured_elapsed), 0.95)
+    assert truncated < truth * 0.985  # what integer division published
+
+
+def test_stop_rule_needs_two_consecutive_passing_looks() -> None:
+    # Finding 10: the rule stopped at its first passing look.
+    rule = measure.StopRule(epsilon=0.05, resolution_ns=1.0)
+    rng = random.Random(3)
+    values = array("q", [round(1e6 * rng.lognormvariate(0, 0.02)) for _ in range(400)])
+    assert rule.look(values, 200) is False  # passes once
+    assert rule.looks[-1]["rel_halfwidth"] is not None and rule.looks[-1]["rel_halfwidth"] <= 0.05
+    assert rule.look(values, 250) is True  # and again: stop
+    strict = measure.StopRule(epsilon=1e-6, resolution_ns=1.0)
+    assert not strict.look(values, 200) and not strict.look(values, 250)
+
+
+def test_stop_rule_widens_for_an_autocorrelated_run() -> None:
+    rng = random.Random(4)
+    y, series = 0.0, []
+    for _ in range(3000):
+        y = 0.8 * y + 0.6 * rng.gauss(0, 1)
+        series.append(round(1e6 * math.exp(0.05 * y)))
+    values = array("q", series)
+    rule = measure.StopRule(epsilon=0.02, resolution_ns=1.0)
+    rule.look(values, 3000)
+    assert rule.inflation > 2.0
+    independent = measure.StopRule(epsilon=0.02, resolution_ns=1.0)
+    shuffled = series[:]
+    rng.shuffle(shuffled)
+    independent.look(array("q", shuffled), 3000)
+    assert independent.inflation == 1.0
+    assert rule.looks[-1]["rel_halfwidth"] > independent.looks[-1]["rel_halfwidth"]
+
+
+def test_a_heavy_tail_that_never_converges_is_flagged() -> None:
+    # Finding 9: a Pareto p95 never reached epsilon and only stop_reason said so.
+    rng = random.Random(5)
+
+    class FakeParetoClock:
+        def run(self, loops: int) -> int:
+            return round(loops * 1e6 * rng.paretovariate(1.5))
+
+    record = Harness(
+        FakeParetoClock(),
+        small(epsilon=0.005, max_samples=400, min_duration_s=0.0),
+        Recorder(),
+        force_mode="latency",
+    ).measure_run()
+    assert record.stop_reason == "max_samples"
+    summary = stats.summarize(record.measured_elapsed, stop_reasons=[record.stop_reason])
+    assert "not_converged" in summary["flags"]

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from node_agent import stats
+from node_agent import stats, tdist
 
 # --- MLPerf LoadGen early stopping ------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def test_floors_are_the_early_stopping_minimums() -> None:
 def test_early_stopping_ranks_at_1024() -> None:
     assert stats.early_stopping_rank(1024, 0.90) == 945
     assert stats.early_stopping_rank(1024, 0.95) == 990
-    # MEASUREMENT 2.2: the classical one-sided 99% upper bound is one rank lower.
+    # The classical one-sided 99% upper bound (binom.ppf(0.99, n, p) + 1) is one rank lower.
     assert int(sps.binom.ppf(0.99, 1024, 0.90)) + 1 == 944
     assert int(sps.binom.ppf(0.99, 1024, 0.95)) + 1 == 989
     values = list(range(1, 1025))  # value == 1-based rank
@@ -166,7 +166,7 @@ def test_quantile_ci_coverage_on_lognormal_simulation() -> None:
 
 
 def test_relative_halfwidth_matches_measurement_budget() -> None:
-    # MEASUREMENT 2.6(4) table: median relative half-width of the 95% p95 CI, sigma=0.2, n=200: 7.0%.
+    # Median relative half-width of the 95% p95 CI for lognormal sigma=0.2 at n=200 is about 7.0%.
     rng = random.Random(7)
     widths = []
     for _ in range(300):
@@ -300,37 +300,235 @@ def test_summarize_flags_fire_on_crafted_inputs() -> None:
     base = [int(rng.gauss(2_000_000, 10_000)) for _ in range(200)]
     slow_first = [40_000_000, *base[1:]]
     flags = set(stats.summarize(slow_first)["flags"])
-    assert {"slow_initial", "max_far", "cv_high"} <= flags
+    assert "slow_initial" in flags
+    # cv and max-vs-mean describe the distribution, not instability: no such flags any more.
+    assert not flags & {"max_far", "cv_high"}
     assert stats.summarize(slow_first)["outliers_mad"] == 1
-    # Short samples: min x loops < 1000 x resolution.
+    # Short samples: min x loops < 1000 x resolution (samples are raw elapsed of `loops` calls).
     assert "short_samples" in stats.summarize(base, clock_resolution_ns=41_000.0)["flags"]
-    assert "short_samples" not in stats.summarize(base, loops=100, clock_resolution_ns=41_000.0)["flags"]
+    hundred = [100 * x for x in base]
+    assert "short_samples" not in stats.summarize(hundred, loops=100, clock_resolution_ns=41_000.0)["flags"]
     # A slow sample later in the run is an outlier but not a slow *initial* run.
     late = [*base[:-1], 40_000_000]
     assert "slow_initial" not in stats.summarize(late)["flags"]
     assert "few_samples_p50" in stats.summarize(base[:10])["flags"]
 
 
-def test_summarize_mad_zero_counts_every_deviation() -> None:
-    # hyperfine: MAD == 0 is replaced by machine epsilon.
+def test_summarize_mad_zero_is_floored_at_the_clock_resolution() -> None:
+    # hyperfine replaces MAD == 0 by machine epsilon; a clock cannot resolve less than a tick.
     summary = stats.summarize([10_000] * 7 + [100_000] * 2)
-    assert summary["mad"] == 0 and summary["outliers_mad"] == 2
+    assert summary["mad"] == 0 and summary["outliers_mad"] == 2  # 90 us away is still an outlier
 
 
-def test_summarize_run_level_dispersion() -> None:
+def test_ties_one_tick_apart_are_not_outliers() -> None:
+    # Finding 5: 50 samples 1 ns above 150 others counted as 50 MAD outliers.
+    assert stats.summarize([1_000_000] * 150 + [1_000_001] * 50)["outliers_mad"] == 0
+    # ... and a first sample 1 ns slower raised slow_initial.
+    assert "slow_initial" not in stats.summarize([1_000_001] + [1_000_000] * 199)["flags"]
+
+
+def test_all_equal_samples_never_give_a_zero_width_interval() -> None:
+    # Finding 5: all-equal samples gave a zero-width interval that "converged" at once.
+    summary = stats.summarize([1000] * 200, clock_resolution_ns=42.0)
+    lo, hi = summary["ci95"]["p95"]
+    assert lo == 1000 - 42 and hi == 1000 + 42
+    width = stats.relative_halfwidth([1000] * 200, resolution=42.0)
+    assert width == pytest.approx(0.042)
+    assert not stats.p95_ci_converged([1000] * 200, 0.02, resolution=42.0)
+
+
+def test_non_positive_durations_are_rejected() -> None:
+    # Finding 7: summarize([-5] * 200) published p95 = -5.
+    with pytest.raises(ValueError, match="positive durations"):
+        stats.summarize([-5] * 200)
+    with pytest.raises(ValueError, match="positive durations"):
+        stats.summarize([1000, 0, 1000])
+    cell = stats.cell_summary(
+        [-5] * 200,
+        [0] * 200,
+        [{}],
+        loops=1,
+        micro=False,
+        clock_resolution_ns=1.0,
+        want_p99=False,
+        epsilon=0.02,
+    )
+    assert cell["p95"] is None and cell["flags"] == ["invalid_samples"] and "positive" in cell["notes"][0]
+    json.dumps(cell, allow_nan=False)
+
+
+def test_micro_op_statistics_divide_raw_elapsed_as_floats() -> None:
+    # Finding 4: elapsed // loops truncated a 20 ns op. Raw elapsed of 524288 calls of ~20.6 ns:
+    rng = random.Random(8)
+    loops = 1 << 19
+    elapsed = [round(loops * 20.6 * math.exp(0.02 * rng.gauss(0, 1))) for _ in range(400)]
+    summary = stats.summarize(elapsed, loops=loops)
+    per_call = sorted(x / loops for x in elapsed)
+    assert summary["p95"] == stats.nearest_rank(per_call, 0.95)
+    truncated = stats.nearest_rank(sorted(x // loops for x in elapsed), 0.95)
+    assert truncated <= 21 < summary["p95"]  # the old figure lost the fraction
+    assert summary["resolution_ns"] == pytest.approx(1.0 / loops)
+
+
+def test_autocorrelated_run_is_flagged_and_its_interval_widened() -> None:
+    # Finding 2: an AR(1) series (rho = 0.5) raised only cv_high / max_far.
+    rng = random.Random(12)
+    y, series = 0.0, []
+    for _ in range(2000):
+        y = 0.5 * y + math.sqrt(0.75) * rng.gauss(0, 1)
+        series.append(math.exp(13 + 0.1 * y))
+    summary = stats.summarize(series)
+    assert "autocorrelated" in summary["flags"]
+    assert summary["autocorrelation"]["lag1_rank"] > 0.4
+    plain = stats.quantile_ci(sorted(series), 0.5)
+    assert plain is not None
+    lo, hi = summary["ci95"]["p50"]
+    assert hi - lo > 1.3 * (plain[1] - plain[0])  # sqrt(VIF) ~ 1.5 for this process
+    shuffled = series[:]
+    rng.shuffle(shuffled)
+    independent = stats.summarize(shuffled)
+    assert "autocorrelated" not in independent["flags"]
+    assert independent["autocorrelation"]["vif"]["p50"] == 1.0
+
+
+def test_indicator_vif_matches_a_direct_computation() -> None:
+    rng = random.Random(13)
+    y, series = 0.0, []
+    for _ in range(3000):
+        y = 0.6 * y + rng.gauss(0, 1)
+        series.append(y)
+    cut = statistics.median(series)
+    ind = np.array([1.0 if x <= cut else 0.0 for x in series])
+    n, p = len(ind), float(ind.mean())
+    total = 0.0
+    for k in range(1, 11):
+        both = float(np.sum(ind[:-k] * ind[k:]))
+        total += (1 - k / n) * (both / (n - k) - p * p) / (p * (1 - p))
+    assert stats.indicator_vif(series, cut) == pytest.approx(1 + 2 * total, rel=1e-12)
+    assert stats.indicator_vif([1.0] * 50, 1.0) == 1.0  # a constant indicator has no variance
+
+
+def test_lag1_rank_autocorrelation_matches_numpy() -> None:
+    rng = random.Random(16)
+    series = [rng.random() for _ in range(500)]
+    ranks = sps.rankdata(series)
+    dev = ranks - ranks.mean()
+    expected = float(np.sum(dev[:-1] * dev[1:]) / np.sum(dev * dev))
+    assert stats.lag1_rank_autocorrelation(series) == pytest.approx(expected, rel=1e-12)
+    assert stats.lag1_rank_autocorrelation([1.0, 1.0, 1.0]) is None
+
+
+def test_widened_ranks_scale_the_distance_from_the_estimate() -> None:
+    n, q = 2000, 0.95
+    base = stats.quantile_ci_ranks(n, q, 0.95)
+    assert base is not None
+    assert stats.widened_quantile_ranks(n, q, 0.95, 1.0) == base
+    wide = stats.widened_quantile_ranks(n, q, 0.95, 4.0)
+    assert wide is not None
+    rank = stats.nearest_rank_index(n, q) + 1
+    assert rank - wide[0] >= 2 * (rank - base[0]) and wide[1] - rank >= 2 * (base[1] - rank)
+    assert stats.widened_quantile_ranks(130, q, 0.95, 4.0) is None  # beyond the sample max
+
+
+def test_summarize_multi_run_publishes_the_run_level_t_interval() -> None:
+    # Finding 1: the pooled interval treated all R x n samples as independent.
     rng = random.Random(9)
-    steady_ids = [r for r in range(5) for _ in range(60)]
-    steady = [rng.gauss(1_000_000, 1_000) for _ in steady_ids]
-    summary = stats.summarize(steady, run_ids=steady_ids)
-    assert summary["runs"] == [0, 1, 2, 3, 4] and len(summary["run_medians"]) == 5
-    assert summary["run_cv"] < 0.001
-    assert summary["required_runs"] == math.ceil(4 * 1.96**2 * summary["run_cv"] ** 2 / 0.01**2)
-    assert "need_more_runs" not in summary["flags"]
-    drifting = [x * (1 + 0.03 * r) for x, r in zip(steady, steady_ids, strict=True)]
-    summary = stats.summarize(drifting, run_ids=steady_ids)
-    assert summary["required_runs"] > 5 and "need_more_runs" in summary["flags"]
+    run_ids = [r for r in range(5) for _ in range(400)]
+    scale = {r: math.exp(0.05 * rng.gauss(0, 1)) for r in range(5)}
+    samples = [scale[r] * rng.lognormvariate(13, 0.1) for r in run_ids]
+    summary = stats.summarize(samples, run_ids=run_ids, clock_resolution_ns=0.0)
+    assert summary["interval_method"] == "t_log_runs" and summary["runs"] == [0, 1, 2, 3, 4]
+    per_run_p95 = [
+        stats.nearest_rank(sorted(x for x, r in zip(samples, run_ids, strict=True) if r == run), 0.95)
+        for run in range(5)
+    ]
+    logs = np.log(per_run_p95)
+    half = sps.t.ppf(0.975, 4) * logs.std(ddof=1) / math.sqrt(5)
+    lo, hi = summary["ci95"]["p95"]
+    assert lo == pytest.approx(math.exp(logs.mean() - half))
+    assert hi == pytest.approx(math.exp(logs.mean() + half))
+    assert summary["p95"] == pytest.approx(math.exp(logs.mean()))
+    level = summary["run_level"]
+    assert level["n_runs"] == 5 and level["p95"]["values"] == per_run_p95 and level["p95"]["df"] == 4
+    assert [run["n"] for run in level["per_run"]] == [400] * 5
+    assert all(run["ci95"]["p95"] is not None for run in level["per_run"])  # within-run, per run
+    assert summary["pooled"]["p95"] == stats.nearest_rank(sorted(samples), 0.95)
+    json.dumps(summary, allow_nan=False)
+
+
+def test_need_more_runs_means_the_run_level_interval_misses_epsilon() -> None:
+    rng = random.Random(10)
+    run_ids = [r for r in range(5) for _ in range(300)]
+    steady = [rng.gauss(1_000_000, 1_000) for _ in run_ids]
+    summary = stats.summarize(steady, run_ids=run_ids)
+    assert summary["run_cv"] < 0.001 and "need_more_runs" not in summary["flags"]
+    assert summary["required_runs"] == 2
+    spread = [x * (1 + 0.03 * r) for x, r in zip(steady, run_ids, strict=True)]
+    summary = stats.summarize(spread, run_ids=run_ids, epsilon=0.02)
+    level = summary["run_level"]["p95"]
+    assert level["rel_halfwidth"] > 0.02 and "need_more_runs" in summary["flags"]
+    required = summary["required_runs"]
+    assert required > 5
+    assert sps.t.ppf(0.975, required - 1) * level["log_sd"] / math.sqrt(required) <= 0.02
+    assert sps.t.ppf(0.975, required - 2) * level["log_sd"] / math.sqrt(required - 1) > 0.02
     with pytest.raises(ValueError, match="run_ids"):
-        stats.summarize(steady, run_ids=steady_ids[:-1])
+        stats.summarize(steady, run_ids=run_ids[:-1])
+
+
+def test_floors_apply_to_the_smallest_run() -> None:
+    run_ids = [0] * 200 + [1] * 40
+    samples = [1_000_000.0 + i for i in range(240)]
+    flags = stats.summarize(samples, run_ids=run_ids)["flags"]
+    assert "few_samples_p95" in flags and "few_samples_p50" not in flags
+
+
+def test_few_samples_p99_only_when_p99_is_wanted() -> None:
+    samples = [1_000_000.0 + i for i in range(200)]
+    assert "few_samples_p99" in stats.summarize(samples)["flags"]
+    assert "few_samples_p99" not in stats.summarize(samples, want_p99=False)["flags"]
+
+
+def test_not_converged_is_flagged_from_the_stop_reasons() -> None:
+    # Finding 9: a heavy tail that never reached epsilon was recorded only in stop_reason.
+    samples = [1_000_000.0 + i for i in range(200)]
+    assert "not_converged" in stats.summarize(samples, stop_reasons=["max_duration"])["flags"]
+    assert "not_converged" in stats.summarize(samples, stop_reasons=["max_samples"])["flags"]
+    assert "not_converged" not in stats.summarize(samples, stop_reasons=["converged"])["flags"]
+
+
+def test_a_run_ended_by_the_stopping_rule_publishes_its_99_percent_ranks() -> None:
+    # Finding 10: runs the rule ends early are those whose interval looked narrow by chance.
+    rng = random.Random(14)
+    samples = [rng.lognormvariate(13, 0.1) for _ in range(600)]
+    ordered = sorted(samples)
+    stopped = stats.summarize(samples, stop_reasons=["converged"], clock_resolution_ns=0.0)
+    assert stopped["ci95"]["p95"] == list(stats.quantile_ci(ordered, 0.95, 0.99) or ())
+    ceiling = stats.summarize(samples, stop_reasons=["max_samples"], clock_resolution_ns=0.0)
+    assert ceiling["ci95"]["p95"] == list(stats.quantile_ci(ordered, 0.95, 0.95) or ())
+
+
+def test_cell_summary_of_a_micro_op_cell_has_no_p99_anywhere() -> None:
+    rng = random.Random(15)
+    run_ids = [r for r in range(2) for _ in range(700)]
+    elapsed = [round(1024 * 300 * rng.lognormvariate(0, 0.05)) for _ in run_ids]
+    per_run = [{"n_warmup": 3, "duration_s": 1.0, "stop_reason": "converged"}] * 2
+    summary = stats.cell_summary(
+        elapsed,
+        run_ids,
+        per_run,
+        loops=1024,
+        micro=True,
+        clock_resolution_ns=1.0,
+        want_p99=True,
+        epsilon=0.02,
+    )
+    assert summary["p99"] is None and summary["ci95"]["p99"] is None and summary["pooled"]["p99"] is None
+    assert "p99" not in summary["run_level"]
+    assert all(r["p99"] is None for r in summary["run_level"]["per_run"])
+    assert "few_samples_p99" not in summary["flags"] and summary["n_warmup"] == 6
+    assert 250 < summary["p50"] < 350  # per-call ns
+    merged = stats.merge_run_details([{"run": 0, "p50": 1.0}, {"run": 1, "p50": 2.0}], summary)
+    assert merged[1]["p50"] == 2.0 and merged[1]["ci95"] == summary["run_level"]["per_run"][1]["ci95"]
 
 
 def test_summarize_empty_and_bad_input() -> None:
@@ -439,35 +637,73 @@ def test_fast_bootstrap_median_has_the_resampling_distribution(m: int) -> None:
 
 def test_drift_detects_a_step_and_ignores_a_stationary_series() -> None:
     rng = random.Random(29)
-    stationary = [rng.lognormvariate(13, 0.1) for _ in range(5000)]
-    stepped = [x * (1.10 if i >= 2500 else 1.0) for i, x in enumerate(stationary)]
-    quiet = stats.drift(stationary)
+    burst = [rng.lognormvariate(13, 0.1) for _ in range(1000)]
+    sustained = [rng.lognormvariate(13, 0.1) for _ in range(5000)]
+    stepped = [x * (1.10 if i >= 2500 else 1.0) for i, x in enumerate(sustained)]
+    quiet = stats.drift(burst, sustained)
+    assert quiet["method"] == "burst_vs_final_window" and quiet["final_fraction"] == 0.2
     assert not quiet["flag"] and not quiet["trend_flag"] and quiet["flags"] == []
     assert quiet["ci95"][0] <= 1.0 <= quiet["ci95"][1]
-    shifted = stats.drift(stepped)
+    shifted = stats.drift(burst, stepped)
     assert shifted["flag"] and shifted["trend_flag"] and shifted["flags"] == ["thermal_drift", "trend"]
     assert shifted["ratio"] == pytest.approx(1.10, abs=0.02)
-    assert shifted["mw_p"] < 1e-6 and shifted["burst"]["n"] == 1000 == shifted["sustained"]["n"]
+    # burst = the whole measured phase; sustained = the last 20% of the sustained phase
+    assert shifted["mw_p"] < 1e-6 and shifted["burst"]["n"] == 1000 and shifted["sustained"]["n"] == 1000
     assert shifted["burst"]["p50"] < shifted["sustained"]["p50"]
     json.dumps(shifted, allow_nan=False)
 
 
-def test_drift_with_timestamps_uses_time_windows() -> None:
+def test_drift_of_a_linear_rise_is_not_diluted_by_the_sustained_phase() -> None:
+    # Finding 3: "burst" was the first 20% of the whole timeline, so a +25% rise read as 1.197.
+    rng = random.Random(30)
+    burst = [rng.lognormvariate(13, 0.02) for _ in range(1000)]
+    n = 20_000
+    t_ns = [10e9 + 45e6 * i for i in range(n)]  # 15 minutes
+    rising = [rng.lognormvariate(13, 0.02) * (1 + 0.25 * i / n) for i in range(n)]
+    result = stats.drift(burst, rising, sustained_t_ns=t_ns)
+    assert result["ratio"] == pytest.approx(1.225, abs=0.01)  # the mid-point of the last 20%
+    assert result["window_s"] == pytest.approx(0.2 * (t_ns[-1] - t_ns[0]) / 1e9)
+    assert result["ci95"][0] > 1.2
+
+
+def test_drift_window_is_by_time_when_timestamps_exist() -> None:
     rng = random.Random(31)
-    # 30 s run; samples are twice as dense in the first 6 s, and 8% slower after 15 s.
-    t_ns = sorted([rng.uniform(0, 6e9) for _ in range(2000)] + [rng.uniform(6e9, 30e9) for _ in range(4000)])
-    samples = [rng.gauss(1e6, 1e4) * (1.08 if t > 15e9 else 1.0) for t in t_ns]
-    result = stats.drift(samples, t_ns=t_ns)
-    assert result["burst"]["n"] == sum(t <= t_ns[0] + 0.2 * (t_ns[-1] - t_ns[0]) for t in t_ns)
-    assert result["burst"]["n"] > result["sustained"]["n"]
+    burst = [rng.gauss(1e6, 1e4) for _ in range(500)]
+    # 30 s sustained phase, samples twice as dense in its last 6 s, 8% slower after 15 s.
+    t_ns = sorted(
+        [rng.uniform(0, 24e9) for _ in range(2000)] + [rng.uniform(24e9, 30e9) for _ in range(1000)]
+    )
+    sustained = [rng.gauss(1e6, 1e4) * (1.08 if t > 15e9 else 1.0) for t in t_ns]
+    result = stats.drift(burst, sustained, sustained_t_ns=t_ns)
+    assert result["sustained"]["n"] == sum(t >= t_ns[-1] - 0.2 * (t_ns[-1] - t_ns[0]) for t in t_ns)
     assert result["flag"] and result["ratio"] == pytest.approx(1.08, abs=0.01)
     assert result["trend_points"] == 30  # 1-second bins
     with pytest.raises(ValueError, match="non-decreasing"):
-        stats.drift([1.0, 2.0], t_ns=[2.0, 1.0])
+        stats.drift(burst, [1.0, 2.0], sustained_t_ns=[2.0, 1.0])
+
+
+def test_drift_widens_for_autocorrelated_windows() -> None:
+    rng = random.Random(32)
+
+    def ar(n: int) -> list[float]:
+        y, out = 0.0, []
+        for _ in range(n):
+            y = 0.7 * y + math.sqrt(1 - 0.49) * rng.gauss(0, 1)
+            out.append(math.exp(13 + 0.1 * y))
+        return out
+
+    burst, sustained = ar(2000), ar(10_000)
+    dependent = stats.drift(burst, sustained)
+    independent = stats.drift(
+        sorted(burst, key=lambda _: rng.random()), sorted(sustained, key=lambda _: rng.random())
+    )
+    assert dependent["dependence_scale"]["burst"] > 1.5 and independent["dependence_scale"]["burst"] == 1.0
+    width = dependent["ci95"][1] - dependent["ci95"][0]
+    assert width > 1.5 * (independent["ci95"][1] - independent["ci95"][0])
 
 
 def test_drift_too_few_samples() -> None:
-    result = stats.drift([1.0] * 20)
+    result = stats.drift([1.0] * 20, [1.0] * 20)
     assert result["ratio"] is None and not result["flag"] and "windows need" in result["reason"]
 
 
@@ -475,3 +711,43 @@ def test_binom_ppf_exact_tie() -> None:
     # By symmetry P[Bin(n, 1/2) <= (n-1)/2] is exactly 1/2 for odd n: the ppf is (n-1)/2.
     for n in [99, 101, 1001, 9999, 99_999]:
         assert stats.binom_ppf(0.5, n, 0.5) == (n - 1) // 2
+
+
+def test_mann_whitney_continuity_never_flips_sign() -> None:
+    # Finding 6: |U - mu| < 0.5 made the corrected distance negative (p = 0.8597, scipy 1.0).
+    a, b = [1.0, 2.0, 3.0], [1.5, 2.5, 3.5, 0.5]
+    _, p = stats.mann_whitney_u(a, b)
+    assert p == pytest.approx(sps.mannwhitneyu(a, b, method="asymptotic").pvalue) and p == 1.0
+
+
+# --- Student t (node_agent.tdist) against scipy ------------------------------------------------
+
+_DFS = [1.0, 1.5, 2.0, 2.7, 3.0, 4.0, 5.3, 9.0, 30.0, 123.4, 1e3, 1e4, 1e5, 1e6]
+
+
+@pytest.mark.parametrize("df", _DFS)
+def test_t_cdf_and_sf_match_scipy(df: float) -> None:
+    for x in [-50.0, -10.0, -3.0, -2.1, -1.0, -0.3, -1e-3, 0.0, 1e-4, 0.5, 1.7, 2.776, 5.0, 20.0]:
+        for ours, theirs in ((tdist.t_cdf(x, df), sps.t.cdf(x, df)), (tdist.t_sf(x, df), sps.t.sf(x, df))):
+            if theirs < 1e-3:
+                assert ours == pytest.approx(theirs, rel=1e-9, abs=1e-300), (x, df)
+            else:
+                assert ours == pytest.approx(theirs, abs=1e-9), (x, df)
+
+
+@pytest.mark.parametrize("df", _DFS)
+def test_t_ppf_matches_scipy(df: float) -> None:
+    for p in [1e-10, 1e-4, 0.001, 0.025, 0.05, 0.3, 0.5, 0.7, 0.975, 0.995, 1 - 1e-6]:
+        assert tdist.t_ppf(p, df) == pytest.approx(sps.t.ppf(p, df), rel=1e-9, abs=1e-12), (p, df)
+        assert tdist.t_cdf(tdist.t_ppf(p, df), df) == pytest.approx(p, rel=1e-9)
+
+
+def test_t_edges() -> None:
+    assert tdist.t_ppf(0.0, 5) == -math.inf and tdist.t_ppf(1.0, 5) == math.inf
+    assert tdist.t_cdf(math.inf, 3) == 1.0 and tdist.t_sf(-math.inf, 3) == 1.0
+    assert tdist.t_ppf(0.975, math.inf) == pytest.approx(1.959963984540054)
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="degrees of freedom"):
+            tdist.t_cdf(0.0, bad)
+    with pytest.raises(ValueError, match="probability"):
+        tdist.t_ppf(1.5, 3)
