@@ -105,7 +105,10 @@ class ChildProcessReader(EnergyReader):
     # --- the process --------------------------------------------------------------------
 
     def executable(self) -> str | None:
-        return self._executable or shutil.which(self.executable_name)
+        """The given executable if it can run, else the tool found on PATH (None if neither)."""
+        if self._executable is not None:
+            return self._executable if os.access(self._executable, os.X_OK) else None
+        return shutil.which(self.executable_name)
 
     @property
     def pid(self) -> int | None:

@@ -50,8 +50,9 @@ IOREPORT_PATH: Final = "/usr/lib/libIOReport.dylib"
 COREFOUNDATION_PATH: Final = "/System/Library/Frameworks/CoreFoundation.framework/CoreFoundation"
 ENERGY_GROUP: Final = "Energy Model"
 K_CF_STRING_ENCODING_UTF8: Final = 0x08000100
-UNIT_JOULES: Final = {"mJ": 1e-3, "uJ": 1e-6, "\u00b5J": 1e-6, "\u03bcJ": 1e-6, "nJ": 1e-9}
-"""Joules per count for each unit label; ``\u00b5J`` (micro sign) and ``\u03bcJ`` (Greek mu) too."""
+UNIT_COUNTS_PER_JOULE: Final = {"mJ": 1e3, "uJ": 1e6, "\u00b5J": 1e6, "\u03bcJ": 1e6, "nJ": 1e9}
+"""Counts per joule of each unit label; ``\u00b5J`` (micro sign) and ``\u03bcJ`` (Greek mu) too.
+(Dividing keeps 23296 mJ exactly 23.296 J.)"""
 MAX_SILENCE_NS: Final = 3 * IOREPORT_PUBLISH_CADENCE_MS * 1_000_000 // 2
 """A channel silent this long (3 s) reports a zero delta, so idle rails still cover windows."""
 MIN_INTERVAL_MS: Final = 50
@@ -59,10 +60,10 @@ MIN_INTERVAL_MS: Final = 50
 
 def energy_joules(value: int, unit: str) -> float:
     """A counter delta in joules; `ValueError` for a unit that is not an energy unit."""
-    scale = UNIT_JOULES.get(unit.strip())
-    if scale is None:
+    per_joule = UNIT_COUNTS_PER_JOULE.get(unit.strip())
+    if per_joule is None:
         raise ValueError(f"not an energy unit: {unit!r}")
-    return value * scale
+    return value / per_joule
 
 
 def _is_top_level(name: str, prefix: str) -> bool:
@@ -322,7 +323,7 @@ class IOReportReader(EnergyReader):
         items = self._subscription.native.channel_items(first)
         self.units = {name: unit for name, unit, _ in items}
         self.rails = classify_channels(self.units)
-        bad_units = {n: u for n, u in self.units.items() if n in self.rails and u not in UNIT_JOULES}
+        bad_units = {n: u for n, u in self.units.items() if n in self.rails and u.strip() not in UNIT_COUNTS_PER_JOULE}
         if not self.rails or bad_units:
             self._subscription.release(first)
             problem = (

@@ -37,7 +37,7 @@ _RAIL_OF: Final = {
     "Package": "package",
     "Combined": "combined",
 }
-_UNIT_TO_W: Final = {"mW": 1e-3, "W": 1.0}
+_UNITS_PER_W: Final = {"mW": 1000.0, "W": 1.0}
 
 
 class PowermetricsBlock:
@@ -86,7 +86,7 @@ class PowermetricsParser:
         if match is None:
             raise ReaderError(self.reader, f"cannot read {name} Power", line_no=line_no, line=line)
         try:
-            value = float(match.group("value")) * _UNIT_TO_W[match.group("unit")]
+            value = float(match.group("value")) / _UNITS_PER_W[match.group("unit")]
         except ValueError:
             raise ReaderError(self.reader, f"cannot read {name} Power", line_no=line_no, line=line) from None
         if value < 0:
