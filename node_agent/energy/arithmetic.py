@@ -22,6 +22,7 @@ runs is computed by the caller from these per-run values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -57,7 +58,7 @@ class WindowEnergy:
         """The rails plus ``soc`` (the covered SoC rails summed), when at least one is covered."""
         result = dict(self.joules)
         if self.soc_rails:
-            result["soc"] = sum(self.joules[r] for r in self.soc_rails)
+            result["soc"] = math.fsum(self.joules[r] for r in self.soc_rails)
         return result
 
 
@@ -79,7 +80,7 @@ def power_window_energy(
     if end_ns <= start_ns:
         raise ValueError(f"empty window [{start_ns}, {end_ns}]")
     ordered = sorted(samples, key=lambda s: s.t_ns)
-    joules: dict[str, float] = {}
+    watt_ns: dict[str, list[float]] = {}  # W * ns terms, summed exactly (fsum) at the end
     covered: dict[str, int] = {}
     rails: set[str] = set()
     readings = 0
@@ -94,8 +95,9 @@ def power_window_energy(
             continue
         readings += 1
         for rail, watts in sample.watts.items():
-            joules[rail] = joules.get(rail, 0.0) + watts * overlap / NS_PER_S
+            watt_ns.setdefault(rail, []).append(watts * overlap)
             covered[rail] = covered.get(rail, 0) + overlap
+    joules = {rail: math.fsum(terms) / NS_PER_S for rail, terms in watt_ns.items()}
     window = end_ns - start_ns
     complete = {r: j for r, j in joules.items() if covered.get(r, 0) >= window}
     missing = tuple(sorted(rails - set(complete)))
@@ -110,7 +112,7 @@ def counter_window_energy(deltas: Iterable[EnergyDelta], start_ns: int, end_ns: 
     """
     if end_ns <= start_ns:
         raise ValueError(f"empty window [{start_ns}, {end_ns}]")
-    joules: dict[str, float] = {}
+    parts: dict[str, list[float]] = {}
     first_start: dict[tuple[str, str], int] = {}
     last_end: dict[tuple[str, str], int] = {}
     readings = 0
@@ -126,9 +128,8 @@ def counter_window_energy(deltas: Iterable[EnergyDelta], start_ns: int, end_ns: 
             share = overlap / span if overlap > 0 else 0.0
         if share > 0:
             readings += 1
-            joules[delta.rail] = joules.get(delta.rail, 0.0) + delta.joules * share
-        else:
-            joules.setdefault(delta.rail, 0.0)
+        parts.setdefault(delta.rail, []).append(delta.joules * share if share > 0 else 0.0)
+    joules = {rail: math.fsum(terms) for rail, terms in parts.items()}
     rails = {rail for rail, _ in first_start}
     uncovered = {
         rail
