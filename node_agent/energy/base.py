@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 SOC_RAILS: Final = ("cpu", "gpu", "ane", "dram")
 """The rails summed into the SoC figure, when the reader reports them."""
@@ -260,7 +260,7 @@ class EnergyReader(ABC):
                 self._error = error
             self._cond.notify_all()
 
-    def __enter__(self) -> EnergyReader:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -323,7 +323,9 @@ class IOReportReader(EnergyReader):
         items = self._subscription.native.channel_items(first)
         self.units = {name: unit for name, unit, _ in items}
         self.rails = classify_channels(self.units)
-        bad_units = {n: u for n, u in self.units.items() if n in self.rails and u.strip() not in UNIT_COUNTS_PER_JOULE}
+        bad_units = {
+            n: u for n, u in self.units.items() if n in self.rails and u.strip() not in UNIT_COUNTS_PER_JOULE
+        }
         if not self.rails or bad_units:
             self._subscription.release(first)
             problem = (

@@ -41,8 +41,12 @@ def power_trace(start_s: float, end_s: float, step_s: float, watts_at: object) -
     return samples
 
 
-def info(interval_ms: int = 100, cadence_ms: int = 2000, name: str = "macmon", kind: str = "power") -> ReaderInfo:
-    return ReaderInfo(name=name, version="0.6.1", interval_ms=interval_ms, publish_cadence_ms=cadence_ms, kind=kind)
+def info(
+    interval_ms: int = 100, cadence_ms: int = 2000, name: str = "macmon", kind: str = "power"
+) -> ReaderInfo:
+    return ReaderInfo(
+        name=name, version="0.6.1", interval_ms=interval_ms, publish_cadence_ms=cadence_ms, kind=kind
+    )
 
 
 def test_constant_power() -> None:
@@ -124,7 +128,10 @@ def test_idle_subtraction_gives_joules_per_inference() -> None:
 
 
 def test_idle_subtraction_on_counters() -> None:
-    deltas = [EnergyDelta(t * S, (t - 2) * S, "cpu", 2.0 if t <= 10 else 10.0, "CPU Energy") for t in range(2, 41, 2)]
+    deltas = [
+        EnergyDelta(t * S, (t - 2) * S, "cpu", 2.0 if t <= 10 else 10.0, "CPU Energy")
+        for t in range(2, 41, 2)
+    ]
     reader = info(interval_ms=100, name="ioreport", kind="counter")
     idle = idle_baseline(deltas, 0, 10 * S, reader)
     run = run_energy(deltas, 10 * S, 30 * S, 50, reader, idle)
@@ -177,7 +184,9 @@ def test_a_rail_missing_in_part_of_the_window_is_left_out_of_the_soc_and_flagged
 
 def test_mixed_readers_and_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="mixes"):
-        window_energy([PowerSample(S, {"cpu": 1.0}), EnergyDelta(S, 0, "cpu", 1.0)], 0, S, first_interval_ns=S)
+        window_energy(
+            [PowerSample(S, {"cpu": 1.0}), EnergyDelta(S, 0, "cpu", 1.0)], 0, S, first_interval_ns=S
+        )
     with pytest.raises(ValueError, match="empty window"):
         power_window_energy([], S, S, first_interval_ns=S)
     with pytest.raises(ValueError, match="inferences"):
@@ -194,7 +203,9 @@ def test_seeded_simulation_clipping_error_is_bounded_by_one_interval_at_each_edg
         steps = sorted(rng.uniform(0, 30) for _ in range(rng.randint(0, 6)))
         levels = [rng.uniform(0.5, 20.0) for _ in range(len(steps) + 1)]
 
-        def true_energy(a: float, b: float) -> float:
+        def true_energy(
+            a: float, b: float, steps: list[float] = steps, levels: list[float] = levels
+        ) -> float:
             edges = [0.0, *steps, 1e9]
             return sum(
                 levels[i] * max(0.0, min(b, edges[i + 1]) - max(a, edges[i])) for i in range(len(levels))

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from node_agent.energy import ReaderError, ReaderUnavailable
+from node_agent.energy import PowerSample, ReaderError, ReaderUnavailable
 from node_agent.energy.base import parse_version, printable
 from node_agent.energy.ioreport import (
     MAX_SILENCE_NS,
@@ -88,7 +88,9 @@ def test_macmon_06_readme_example() -> None:
 def test_macmon_08_readme_example_is_the_new_schema_with_the_same_power_keys() -> None:
     obj = jsonc_object(fixture("macmon_0.8.2_readme_example.jsonc.md"))
     assert macmon_schema(obj) == ">=0.7"
-    assert parse_macmon_object(obj) == parse_macmon_object(jsonc_object(fixture("macmon_0.6_readme_example.jsonc.txt")))
+    assert parse_macmon_object(obj) == parse_macmon_object(
+        jsonc_object(fixture("macmon_0.6_readme_example.jsonc.txt"))
+    )
 
 
 def test_macmon_nested_power_names_parse_too() -> None:
@@ -132,6 +134,7 @@ def test_macmon_reader_skips_blank_lines_and_stamps_on_arrival() -> None:
     reader = MacmonReader(500, executable="/nonexistent/macmon")
     assert reader.parse_line("", 1, 10) == []
     [sample] = reader.parse_line(fixture("macmon_0.6_pipe_beszel_test.jsonl").strip(), 2, 12_345)
+    assert isinstance(sample, PowerSample)
     assert sample.t_ns == 12_345 and sample.line_no == 2 and sample.interval_ns == 500_000_000
     assert reader.notes["schema"] == "<=0.6"
 
@@ -194,7 +197,9 @@ def test_mactop_meaning_identity_check() -> None:
     assert infer_system_meaning(rails, system=3.0, total=99.0) is None
 
 
-@pytest.mark.parametrize(("version", "meaning"), [("0.2.6", "whole_system"), ("0.2.7", "residual"), ("2.1.3", "residual")])
+@pytest.mark.parametrize(
+    ("version", "meaning"), [("0.2.6", "whole_system"), ("0.2.7", "residual"), ("2.1.3", "residual")]
+)
 def test_mactop_reader_takes_the_meaning_from_its_version(version: str, meaning: str) -> None:
     reader = MactopReader(1000, executable="/nonexistent/mactop")
     reader._version, reader._version_read = version, True
@@ -334,7 +339,11 @@ def excerpt_channels() -> dict[str, str]:
 
 def excerpt_tick(number: str) -> list[tuple[str, str, int]]:
     """(channel, unit, delta) of one counter tick line of the excerpt (e.g. "054")."""
-    line = next(x for x in fixture("ioreport_energy_model_m1ultra_excerpt.txt").splitlines() if x.startswith(number + " "))
+    line = next(
+        x
+        for x in fixture("ioreport_energy_model_m1ultra_excerpt.txt").splitlines()
+        if x.startswith(number + " ")
+    )
     body = line.split("||")[0]
     return [
         (m.group(1).strip(), m.group(3), int(m.group(2)))
@@ -409,7 +418,9 @@ def test_importing_the_energy_package_loads_no_native_library() -> None:
         "heavy = {'numpy', 'mlx', 'coremltools'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
