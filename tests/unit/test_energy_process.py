@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from node_agent import selftest
 from node_agent.energy import (
     EnergyReader,
     PowerSample,
@@ -259,3 +260,24 @@ def test_off_and_unknown_choices() -> None:
     assert select_reader("off", 100).reader is None
     with pytest.raises(ValueError, match="unknown energy reader 'watts'"):
         select_reader("watts", 100)
+
+
+def test_selftest_energy_checks_run_the_real_readers(fake_macmon: Path) -> None:
+    """On a Mac these run as they are; here the macmon check runs the reader against the fake."""
+    status, detail = selftest.check_energy_macmon()
+    assert status == "pass", detail
+    assert detail.startswith("macmon 0.6.1: ") and "'schema': '<=0.6'" in detail
+    assert gone(fake_pids(fake_macmon)[0])
+    assert selftest.check_energy_mactop() == ("skipped", "mactop not found on PATH")
+    status, detail = selftest.check_energy_powermetrics()
+    assert status == "skipped" and ("root" in detail or "not found" in detail)
+    if sys.platform != "darwin":
+        assert selftest.check_energy_ioreport() == ("fail", "needs macOS (libIOReport)")
+        skipped = selftest.run_checks([c for c in selftest.default_checks() if c.name.startswith("energy_")])
+        assert [(o.name, o.status) for o in skipped] == [
+            ("energy_ioreport", "skipped"),
+            ("energy_macmon", "skipped"),
+            ("energy_mactop", "skipped"),
+            ("energy_powermetrics", "skipped"),
+        ]
+        assert all(o.detail.startswith("needs macOS: ") for o in skipped)
