@@ -187,14 +187,22 @@ class EnergyReader(ABC):
             self._version_read = True
         return self._version
 
+    def note(self, key: str, value: Any, *, overwrite: bool = True) -> None:
+        """Record a fact for the result (a sampling thread may write while `info` reads)."""
+        with self._cond:
+            if overwrite or key not in self.notes:
+                self.notes[key] = value
+
     def info(self) -> ReaderInfo:
+        with self._cond:
+            notes = dict(self.notes)
         return ReaderInfo(
             name=self.name,
             version=self.version(),
             interval_ms=self.interval_ms,
             publish_cadence_ms=max(self.publish_cadence_ms, self.interval_ms),
             kind=self.kind,
-            notes=dict(self.notes),
+            notes=notes,
         )
 
     def start(self) -> None:

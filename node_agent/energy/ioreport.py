@@ -172,6 +172,7 @@ class _Native:
         self.IOReportChannelGetChannelName = typed(io, "IOReportChannelGetChannelName", vp, [vp])
         self.IOReportChannelGetUnitLabel = typed(io, "IOReportChannelGetUnitLabel", vp, [vp])
         self.IOReportSimpleGetIntegerValue = typed(io, "IOReportSimpleGetIntegerValue", i64, [vp, i32])
+        self._channels_key: int | None = None
 
     def cfstr(self, text: str) -> int:
         ref = self.CFStringCreateWithCString(None, text.encode(), K_CF_STRING_ENCODING_UTF8)
@@ -187,20 +188,29 @@ class _Native:
             return ""
         return buffer.value.decode("utf-8", "replace")
 
-    def channel_items(self, samples: int) -> list[tuple[str, str, int]]:
-        """(name, unit, integer value) of every channel in a samples / delta dictionary."""
-        key = self.cfstr("IOReportChannels")
-        try:
-            array = self.CFDictionaryGetValue(samples, key)
-        finally:
-            self.CFRelease(key)
+    def _channel_array(self, dictionary: int) -> list[int]:
+        """The channel dictionaries under "IOReportChannels" (a CFArray) of a channels,
+        samples or delta dictionary."""
+        if self._channels_key is None:
+            self._channels_key = self.cfstr("IOReportChannels")  # kept for the process's life
+        array = self.CFDictionaryGetValue(dictionary, self._channels_key)
         if not array:
             return []
+        items = (self.CFArrayGetValueAtIndex(array, i) for i in range(int(self.CFArrayGetCount(array))))
+        return [int(item) for item in items if item]
+
+    def channel_units(self, channels: int) -> dict[str, str]:
+        """name -> unit label of every channel of a channels dictionary (no values read)."""
+        units = {}
+        for item in self._channel_array(channels):
+            name = self.pystr(self.IOReportChannelGetChannelName(item))
+            units[name] = self.pystr(self.IOReportChannelGetUnitLabel(item)).strip()
+        return units
+
+    def channel_items(self, delta: int) -> list[tuple[str, str, int]]:
+        """(name, unit, integer value) of every channel in a delta dictionary."""
         items = []
-        for i in range(int(self.CFArrayGetCount(array))):
-            item = self.CFArrayGetValueAtIndex(array, i)
-            if not item:
-                continue
+        for item in self._channel_array(delta):
             name = self.pystr(self.IOReportChannelGetChannelName(item))
             unit = self.pystr(self.IOReportChannelGetUnitLabel(item)).strip()
             items.append((name, unit, int(self.IOReportSimpleGetIntegerValue(item, 0))))
@@ -226,6 +236,8 @@ class IOReportSubscription:
             native.CFRelease(channels)
         if not self.channels:
             raise OSError("CFDictionaryCreateMutableCopy of the channels failed")
+        # The subscribed-channels out-parameter is not released: whether the caller owns it is
+        # not documented, and one small leak per reader beats an over-release crash.
         subscribed = ctypes.c_void_p(None)
         self.subscription = native.IOReportCreateSubscription(
             None, self.channels, ctypes.byref(subscribed), 0, None
@@ -233,7 +245,6 @@ class IOReportSubscription:
         if not self.subscription:
             native.CFRelease(self.channels)
             raise OSError("IOReportCreateSubscription returned NULL")
-        self._subscribed = subscribed.value
 
     def sample(self) -> int:
         ref = self.native.IOReportCreateSamples(self.subscription, self.channels, None)
@@ -255,9 +266,9 @@ class IOReportSubscription:
             self.native.CFRelease(ref)
 
     def close(self) -> None:
-        for ref in (self._subscribed, self.subscription, self.channels):
+        for ref in (self.subscription, self.channels):
             self.release(ref)
-        self._subscribed = self.subscription = self.channels = None
+        self.subscription = self.channels = None
 
 
 _native_cache: list[_Native | str] = []
@@ -319,9 +330,9 @@ class IOReportReader(EnergyReader):
         except OSError as exc:
             raise ReaderError(self.name, str(exc)) from None
         start_ns = time.monotonic_ns()
-        # A samples dictionary lists the channels like a delta does: names and units from it.
-        items = self._subscription.native.channel_items(first)
-        self.units = {name: unit for name, unit, _ in items}
+        # Names and units from the channel dictionary itself (it holds "IOReportChannels").
+        assert self._subscription.channels is not None
+        self.units = self._subscription.native.channel_units(self._subscription.channels)
         self.rails = classify_channels(self.units)
         bad_units = {
             n: u for n, u in self.units.items() if n in self.rails and u.strip() not in UNIT_COUNTS_PER_JOULE
@@ -332,10 +343,11 @@ class IOReportReader(EnergyReader):
                 f"channels with non-energy units {bad_units}" if bad_units else "no cpu/gpu/ane/dram channel"
             )
             raise ReaderError(self.name, f'"{ENERGY_GROUP}": {problem} among {len(self.units)} channels')
-        self.notes["channels"] = len(self.units)
-        self.notes["rail_channels"] = {
-            r: sorted(n for n, x in self.rails.items() if x == r) for r in set(self.rails.values())
-        }
+        self.note("channels", len(self.units))
+        self.note(
+            "rail_channels",
+            {r: sorted(n for n, x in self.rails.items() if x == r) for r in set(self.rails.values())},
+        )
         self._thread = threading.Thread(
             target=self._run, args=(first, start_ns), name="energy-ioreport", daemon=True
         )
@@ -365,7 +377,7 @@ class IOReportReader(EnergyReader):
                         self._push(delta)
                 cadence = tracker.observed_cadence_ms()
                 if cadence is not None:
-                    self.notes["observed_publish_ms"] = round(cadence, 1)
+                    self.note("observed_publish_ms", round(cadence, 1))
         except (OSError, ValueError) as exc:
             self._fail(ReaderError(self.name, str(exc), line_no=tick))
         finally:

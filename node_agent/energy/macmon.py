@@ -121,5 +121,5 @@ class MacmonReader(ChildProcessReader):
             return []
         obj = load_json_line(line, reader=self.name, line_no=line_no)
         watts = parse_macmon_object(obj, reader=self.name, line_no=line_no, line=line)
-        self.notes.setdefault("schema", macmon_schema(obj))
+        self.note("schema", macmon_schema(obj), overwrite=False)
         return [PowerSample(t_ns, watts, line_no, self.interval_ms * 1_000_000)]

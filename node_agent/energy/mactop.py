@@ -103,6 +103,15 @@ def parse_mactop_object(
     return watts, used
 
 
+def _line_meaning(obj: Any) -> SystemMeaning | None:
+    """The meaning a line's own numbers imply, for the version cross-check (None if unclear)."""
+    try:
+        _, used = parse_mactop_object(obj, None)
+    except ReaderError:
+        return None
+    return used
+
+
 class MactopReader(ChildProcessReader):
     name = "mactop"
     executable_name = "mactop"
@@ -132,8 +141,8 @@ class MactopReader(ChildProcessReader):
 
     def _start(self) -> None:
         meaning = system_meaning_for_version(self._version_tuple())
-        self.notes["system_power_meaning"] = meaning
-        self.notes["system_meaning_source"] = "version" if meaning else None
+        self.note("system_power_meaning", meaning)
+        self.note("system_meaning_source", "version" if meaning else None)
         super()._start()
 
     def parse_line(self, line: str, line_no: int, t_ns: int) -> list[Sample]:
@@ -142,7 +151,11 @@ class MactopReader(ChildProcessReader):
         obj = load_json_line(line, reader=self.name, line_no=line_no)
         known = system_meaning_for_version(self._version_tuple())
         watts, used = parse_mactop_object(obj, known, reader=self.name, line_no=line_no, line=line)
-        if known is None and used is not None and self.notes.get("system_power_meaning") is None:
-            self.notes["system_power_meaning"] = used
-            self.notes["system_meaning_source"] = "data"
+        if known is None and used is not None:
+            self.note("system_power_meaning", used)
+            self.note("system_meaning_source", "data")
+        elif known is not None and "system_meaning_conflict" not in self.notes:
+            seen = _line_meaning(obj)
+            if seen is not None and seen != known:  # the version says one thing, the line another
+                self.note("system_meaning_conflict", {"line": line_no, "line_says": seen})
         return [PowerSample(t_ns, watts, line_no, self.interval_ms * 1_000_000)]

@@ -143,7 +143,7 @@ class PowermetricsReader(ChildProcessReader):
     def parse_line(self, line: str, line_no: int, t_ns: int) -> list[Sample]:
         samples: list[Sample] = list(self._parser.feed(line, line_no, t_ns))
         if self._parser.duplicate_values:
-            self.notes["duplicate_values"] = self._parser.duplicate_values[-5:]
+            self.note("duplicate_values", self._parser.duplicate_values[-5:])
         return samples
 
     def finish(self, line_no: int, t_ns: int) -> list[Sample]:

@@ -208,6 +208,15 @@ def test_mactop_reader_takes_the_meaning_from_its_version(version: str, meaning:
     assert sample.watts["system"] == expected  # type: ignore[union-attr]
 
 
+def test_mactop_reader_notes_a_line_that_contradicts_its_version() -> None:
+    reader = MactopReader(1000, executable="/nonexistent/mactop")
+    reader._version, reader._version_read = "0.2.7", True  # the README sample predates the change
+    reader.parse_line(mactop_line("mactop_0.2.7_readme_headless.json.md"), 4, 99)
+    assert reader.notes == {"system_meaning_conflict": {"line": 4, "line_says": "whole_system"}}
+    reader.parse_line(mactop_line("mactop_2.x_readme_headless.json.md"), 5, 100)
+    assert reader.notes["system_meaning_conflict"]["line"] == 4
+
+
 def test_mactop_reader_records_a_meaning_read_from_the_data() -> None:
     reader = MactopReader(1000, executable="/nonexistent/mactop")
     reader._version, reader._version_read = None, True
