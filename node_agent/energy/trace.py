@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from node_agent.energy.arithmetic import IdleBaseline, RunEnergy, idle_baseline, run_energy
 from node_agent.energy.base import EnergyDelta, EnergyReader, PowerSample, ReaderInfo, Sample
+from node_agent.energy.ioreport import MAX_SILENCE_NS
 
 
 class EnergyTrace:
@@ -33,9 +34,16 @@ class EnergyTrace:
             return None
         last: dict[str, int] = {}
         for sample in self.samples:
-            key = sample.channel or sample.rail if isinstance(sample, EnergyDelta) else ""
+            key = (sample.channel or sample.rail) if isinstance(sample, EnergyDelta) else ""
             last[key] = max(last.get(key, sample.t_ns), sample.t_ns)
         return min(last.values())
+
+    def coverage_timeout_s(self) -> float:
+        """How long `wait_covered` may reasonably take: a silent IOReport channel reports at
+        the latest after `MAX_SILENCE_NS`, a power reader after one interval (plus slack)."""
+        info = self.reader.info()
+        silence_s = MAX_SILENCE_NS / 1e9 if info.kind == "counter" else 0.0
+        return max(silence_s, 2 * info.interval_ms / 1000) + 1.0
 
     def wait_covered(self, end_ns: int, timeout_s: float) -> bool:
         """Collect until the trace reaches `end_ns` (a window must be covered to its end)."""

@@ -23,7 +23,7 @@ from node_agent.energy import (
     run_energy,
     window_energy,
 )
-from node_agent.energy.base import EnergyReader
+from node_agent.energy.base import EnergyReader, Sample
 from node_agent.energy.trace import EnergyTrace
 
 S = 1_000_000_000
@@ -233,9 +233,11 @@ class FakeReader(EnergyReader):
 
     name = "fake"
 
-    def __init__(self, batches: list[list[PowerSample]]) -> None:
+    def __init__(self, batches: list[list[Sample]], kind: str = "power") -> None:
         super().__init__(100)
         self.batches = batches
+        self.kind = kind
+        self.publish_cadence_ms = 2000 if kind == "counter" else 0
 
     def unavailable_reason(self) -> str | None:
         return None
@@ -249,13 +251,13 @@ class FakeReader(EnergyReader):
     def _stop(self) -> None:
         pass
 
-    def poll(self, timeout_s: float = 0.0) -> list[PowerSample]:  # type: ignore[override]
+    def poll(self, timeout_s: float = 0.0) -> list[Sample]:
         return self.batches.pop(0) if self.batches else []
 
 
 def test_trace_waits_for_coverage_and_forgets_only_what_no_later_window_needs() -> None:
     samples = power_trace(0.1, 30.0, 0.1, lambda t: {"cpu": 1.0 if t <= 15 else 2.0})
-    reader = FakeReader([samples[:100], samples[100:200], samples[200:]])
+    reader = FakeReader([list(samples[:100]), list(samples[100:200]), list(samples[200:])])
     with reader:
         trace = EnergyTrace(reader)
         assert trace.wait_covered(25 * S, timeout_s=5.0)
@@ -265,4 +267,20 @@ def test_trace_waits_for_coverage_and_forgets_only_what_no_later_window_needs() 
         after = trace.run(16 * S, 26 * S, 10, None)
     assert after.joules == before.joules == {"cpu": 20.0, "soc": 20.0}
     assert trace.covered_until_ns() == 30 * S
+    assert trace.coverage_timeout_s() == 1.2  # two 100 ms intervals and a second of slack
     assert not EnergyTrace(FakeReader([])).wait_covered(S, timeout_s=0.3)
+
+
+def test_a_counter_trace_is_covered_only_as_far_as_its_slowest_channel() -> None:
+    lumps: list[Sample] = [EnergyDelta(t * S, (t - 2) * S, "cpu", 8.0, "CPU Energy") for t in (2, 4, 6)]
+    fine: list[Sample] = [
+        EnergyDelta(k * S // 10, (k - 1) * S // 10, "gpu", 0.1, "GPU Energy") for k in range(1, 71)
+    ]
+    trace = EnergyTrace(FakeReader([lumps + fine], kind="counter"))
+    trace.collect()
+    assert trace.covered_until_ns() == 6 * S  # the GPU reached 7 s, the CPU's last lump 6 s
+    assert trace.coverage_timeout_s() == 4.0  # a silent channel reports within 3 s
+    run = trace.run(1 * S, 5 * S, 4, None)
+    assert run.status == "energy_too_short"  # 4 s < three 2 s publish cadences
+    trace.discard_before(3 * S)
+    assert all(s.t_ns > 3 * S for s in trace.samples)

@@ -173,6 +173,16 @@ def test_stop_escalates_to_sigkill_and_kills_the_whole_group(
     assert gone(pid) and gone(grandchild)
 
 
+def test_the_last_resort_cleanup_stops_every_live_reader(fake_macmon: Path) -> None:
+    """What the atexit hook runs: a reader nobody stopped is stopped and reaped."""
+    reader = MacmonReader(100)
+    reader.start()
+    assert collect(reader, 1)
+    [pid] = fake_pids(fake_macmon)
+    stop_all_readers()
+    assert reader.stopped and gone(pid)
+
+
 OWNER = """
 import signal, sys, time
 from node_agent.energy.macmon import MacmonReader
