@@ -31,8 +31,9 @@ SOC_RAILS: Final = ("cpu", "gpu", "ane", "dram")
 IOREPORT_PUBLISH_CADENCE_MS: Final = 2000
 """Some chips publish their mJ IOReport energy channels only about every 2 s; every reader
 built on IOReport (macmon, mactop, ioreport) inherits that lumpiness."""
-MAX_PENDING_SAMPLES: Final = 200_000
-"""Samples waiting to be collected; more means nobody is collecting: a reader error."""
+MAX_PENDING_SAMPLES: Final = 50_000
+"""Samples waiting to be collected (10 min of IOReport deltas at 100 ms); more means nobody is
+collecting: a reader error, not unbounded growth."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,9 +38,7 @@ STDERR_TAIL_BYTES: Final = 4096
 TERM_GRACE_S: Final = 2.0
 KILL_GRACE_S: Final = 2.0
 FLOOD_MIN_LINES_PER_S: Final = 200
-"""A reader may print a burst (powermetrics prints dozens of lines per sample); beyond
-max(this, 50 lines per interval) per second it is flooding."""
-FLOOD_LINES_PER_INTERVAL: Final = 50
+"""More lines in one second than max(this, `max_lines_per_interval` per interval) is a flood."""
 VERSION_TIMEOUT_S: Final = 5.0
 
 _live: weakref.WeakSet[ChildProcessReader] = weakref.WeakSet()
@@ -78,6 +76,8 @@ class ChildProcessReader(EnergyReader):
     """A reader that runs ``argv()`` and turns each stdout line into samples with `parse_line`."""
 
     executable_name: str = "?"
+    max_lines_per_interval: int = 20
+    """A JSON-lines tool prints one line per interval; a text tool (powermetrics) many more."""
 
     def __init__(self, interval_ms: int, *, executable: str | None = None) -> None:
         super().__init__(interval_ms)
@@ -145,7 +145,7 @@ class ChildProcessReader(EnergyReader):
     def _read_stdout(self, stream: IO[bytes]) -> None:
         line_no = 0
         flood_window: deque[int] = deque()
-        flood_limit = max(FLOOD_MIN_LINES_PER_S, FLOOD_LINES_PER_INTERVAL * 1000 // self.interval_ms)
+        flood_limit = max(FLOOD_MIN_LINES_PER_S, self.max_lines_per_interval * 1000 // self.interval_ms)
         try:
             while True:
                 raw = stream.readline(MAX_LINE_BYTES + 1)

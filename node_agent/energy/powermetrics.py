@@ -119,6 +119,7 @@ def parse_powermetrics_text(
 class PowermetricsReader(ChildProcessReader):
     name = "powermetrics"
     executable_name = "powermetrics"
+    max_lines_per_interval = 2000  # three lines per CPU core and per cluster, and then some
 
     def __init__(self, interval_ms: int, *, executable: str | None = None, euid: int | None = None) -> None:
         super().__init__(interval_ms, executable=executable)

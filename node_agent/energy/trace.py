@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from node_agent.energy.arithmetic import IdleBaseline, RunEnergy, idle_baseline, run_energy
-from node_agent.energy.base import EnergyDelta, EnergyReader, PowerSample, ReaderInfo, Sample
+from node_agent.energy.base import EnergyDelta, EnergyReader, PowerSample, ReaderError, ReaderInfo, Sample
 from node_agent.energy.ioreport import MAX_SILENCE_NS
+
+MAX_TRACE_SAMPLES: Final = 400_000
+"""An hour of IOReport deltas at 100 ms; the sweep forgets old samples between cells."""
 
 
 class EnergyTrace:
@@ -25,6 +29,10 @@ class EnergyTrace:
         Raises the reader's `ReaderError` when it broke.
         """
         new = self.reader.poll(timeout_s)
+        if len(self.samples) + len(new) > MAX_TRACE_SAMPLES:
+            raise ReaderError(
+                self.reader.name, f"trace over {MAX_TRACE_SAMPLES} samples (discard_before not called?)"
+            )
         self.samples.extend(new)
         return len(new)
 

@@ -28,10 +28,14 @@ from node_agent.energy import (
     select_reader,
     stop_all_readers,
 )
+from node_agent.energy.child import ChildProcessReader
 from node_agent.energy.ioreport import IOReportReader
 from node_agent.energy.macmon import MacmonReader
+from node_agent.energy.mactop import MactopReader
+from node_agent.energy.powermetrics import PowermetricsReader
 
-FAKE = Path(__file__).resolve().parents[1] / "fixtures" / "energy" / "fake_macmon"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "energy"
+FAKE = FIXTURES / "fake_macmon"
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 20.0
 
@@ -85,7 +89,7 @@ def fake_pids(pidfile: Path) -> list[int]:
     return [int(x) for x in pidfile.read_text().split()]
 
 
-def collect(reader: MacmonReader, count: int) -> list[PowerSample]:
+def collect(reader: ChildProcessReader, count: int) -> list[PowerSample]:
     samples: list[PowerSample] = []
     deadline = time.monotonic() + DEADLINE_S
     while len(samples) < count and time.monotonic() < deadline:
@@ -291,3 +295,70 @@ def test_selftest_energy_checks_run_the_real_readers(fake_macmon: Path) -> None:
             ("energy_powermetrics", "skipped"),
         ]
         assert all(o.detail.startswith("needs macOS: ") for o in skipped)
+
+
+def install_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tool: str) -> None:
+    """Put `tool` on a PATH of its own, running tests/fixtures/energy/fake_<tool>."""
+    bin_dir = tmp_path / f"bin-{tool}"
+    bin_dir.mkdir()
+    wrapper = bin_dir / tool
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FIXTURES / f"fake_{tool}"}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+@pytest.mark.parametrize(
+    ("version", "system", "notes"),
+    [
+        (
+            "2.1.3",
+            50.91318893432617,
+            {"system_power_meaning": "residual", "system_meaning_source": "version"},
+        ),
+        (
+            "0.2.6",
+            37.47166092432617,
+            {
+                "system_power_meaning": "whole_system",
+                "system_meaning_source": "version",
+                "system_meaning_conflict": {"line": 1, "line_says": "residual"},
+            },
+        ),
+    ],
+)
+def test_mactop_reader_against_fake_mactop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, system: float, notes: dict[str, object]
+) -> None:
+    install_fake(tmp_path, monkeypatch, "mactop")
+    monkeypatch.setenv("FAKE_MACTOP_VERSION", version)
+    with MactopReader(150) as reader:
+        samples = collect(reader, 2)
+        pid = reader.pid
+        info = reader.info()
+    assert len(samples) >= 2 and pid is not None and gone(pid)
+    assert samples[0].watts == {
+        "cpu": 2.1959999999999997,
+        "gpu": 5.38552801,
+        "ane": 0.0,
+        "dram": 5.702,
+        "gpu_sram": 0.158,
+        "system": system,
+    }
+    assert info.version == version and info.notes == notes
+
+
+def test_powermetrics_reader_against_fake_powermetrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Multi-line blocks through the pipe: one sample per block, stamped at its header."""
+    install_fake(tmp_path, monkeypatch, "powermetrics")
+    with PowermetricsReader(200, euid=0) as reader:
+        samples = collect(reader, 2)
+        pid = reader.pid
+        info = reader.info()
+    assert len(samples) >= 2 and pid is not None and gone(pid)
+    assert samples[0].watts == {"cpu": 0.211, "gpu": 0.147, "ane": 0.0, "combined": 0.359}
+    assert samples[0].interval_ns == 200_000_000
+    assert samples[1].line_no - samples[0].line_no == 70  # a whole block apart
+    first_duplicate = info.notes["duplicate_values"][0]
+    assert first_duplicate[1:] == ("gpu", 0.147, 0.004)
