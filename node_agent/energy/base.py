@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, Self
 
-SOC_RAILS: Final = ("cpu", "gpu", "ane", "dram")
-"""The rails summed into the SoC figure, when the reader reports them."""
+SOC_RAILS: Final = ("cpu", "gpu", "ane")
+"""The rails summed into the SoC figure: the compute blocks, as macmon's ``all_power`` and
+powermetrics' ``Combined Power`` count them; DRAM is reported as its own rail."""
 IOREPORT_PUBLISH_CADENCE_MS: Final = 2000
 """Some chips publish their mJ IOReport energy channels only about every 2 s; every reader
 built on IOReport (macmon, mactop, ioreport) inherits that lumpiness."""

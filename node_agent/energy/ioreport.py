@@ -4,18 +4,23 @@ It subscribes to the channels of the "Energy Model" group of ``/usr/lib/libIORep
 takes a sample every interval, and turns each channel's counter delta into joules by its
 unit label (mJ, uJ, nJ). Channels are grouped into rails by name:
 
-- ``CPU Energy`` (or ``DIE_<n>_CPU Energy`` per die on an Ultra) -> cpu;
-- ``GPU Energy`` (nJ) -> gpu; only where that channel is absent, the top-level ``GPU<n>`` /
-  ``GPU<n>_<m>`` channels (so the GPU is never counted twice);
-- top-level ``ANE``, ``ANE<n>``, ``ANE<n>_<m>`` -> ane; top-level ``DRAM...`` -> dram;
-- top-level ``GPU SRAM...`` -> gpu_sram; every other channel (per-core, caches, PCIe, ISP,
-  telemetry) is not a rail and is not summed.
+- ``CPU Energy`` -> cpu, or where the chip has no package channel the ``DIE_<n>_CPU Energy``
+  channels (one per die on an Ultra); never both;
+- ``GPU Energy`` (nJ) -> gpu; only where that channel is absent the ``GPU<n>`` channels, and
+  ``GPU<n>_<m>`` only where there is no ``GPU<n>`` either;
+- ``ANE`` / ``DRAM`` -> ane / dram, else ``ANE<n>`` / ``DRAM<n>``, else ``ANE<n>_<m>`` /
+  ``DRAM<n>_<m>``: only the least specific family present, so a per-die sum is never added to
+  a package total; ``GPU SRAM...`` -> gpu_sram (not part of the SoC sum);
+- every other channel (per-core, clusters, caches, DTL telemetry, PCIe, ISP) is not a rail.
 
-Some chips publish the mJ channels only about every 2 s while the nJ GPU channel moves every
-sample: a channel's delta is zero between publications. Each published delta therefore
-covers the span since that channel's previous publication (`ChannelSpanTracker`), and the
-arithmetic apportions it over that span. A channel that stays at zero still reports a zero
-delta every `MAX_SILENCE_NS`, so an idle rail (the ANE when unused) covers the window too.
+Some chips publish the mJ channels in batches, about every 2 s (and one headless chip has been
+seen publishing them every 30 min), while the nJ GPU channel moves every sample: between
+publications a channel's delta is zero. Each published delta therefore covers the span since
+that channel's previous publication (`ChannelSpanTracker`), and the arithmetic apportions it
+over that span. A rail channel that stays at zero is known to be idle (the ANE when unused)
+only when another channel with the same unit moved in the same sample, i.e. its batch was
+published without it; then it reports a zero delta. Otherwise its time stays uncovered and
+no window over it is published: a zero that only means "not published yet" is never read.
 
 The native part cannot run off macOS; it is written against these signatures (the same ones
 the public IOReport users declare) and checked by ``selftest`` on a Mac:
@@ -53,8 +58,6 @@ K_CF_STRING_ENCODING_UTF8: Final = 0x08000100
 UNIT_COUNTS_PER_JOULE: Final = {"mJ": 1e3, "uJ": 1e6, "\u00b5J": 1e6, "\u03bcJ": 1e6, "nJ": 1e9}
 """Counts per joule of each unit label; ``\u00b5J`` (micro sign) and ``\u03bcJ`` (Greek mu) too.
 (Dividing keeps 23296 mJ exactly 23.296 J.)"""
-MAX_SILENCE_NS: Final = 3 * IOREPORT_PUBLISH_CADENCE_MS * 1_000_000 // 2
-"""A channel silent this long (3 s) reports a zero delta, so idle rails still cover windows."""
 MIN_INTERVAL_MS: Final = 50
 
 
@@ -66,29 +69,50 @@ def energy_joules(value: int, unit: str) -> float:
     return value / per_joule
 
 
-def _is_top_level(name: str, prefix: str) -> bool:
-    """``prefix``, ``prefix<n>`` or ``prefix<n>_<m>``: a block's own channel, not ``ANE0_SRAM``."""
-    return re.fullmatch(re.escape(prefix) + r"(\d+(_\d+)?)?", name) is not None
+def _family(name: str, prefix: str) -> int | None:
+    """0 for ``prefix``, 1 for ``prefix<n>``, 2 for ``prefix<n>_<m>``; None for anything else
+    (``ANE0_SRAM`` is a part of a block, not the block)."""
+    rest = name[len(prefix) :] if name.startswith(prefix) else None
+    if rest is None:
+        return None
+    if rest == "":
+        return 0
+    if re.fullmatch(r"\d+", rest):
+        return 1
+    if re.fullmatch(r"\d+_\d+", rest):
+        return 2
+    return None
 
 
 def classify_channels(names: Iterable[str]) -> dict[str, str]:
-    """Channel name -> rail for the channels that are summed; the others are left out."""
-    names = list(names)
-    has_gpu_total = "GPU Energy" in names
-    rails: dict[str, str] = {}
+    """Channel name -> rail for the channels that are summed; the others are left out.
+
+    Decided over the whole channel list, so that of a package channel and its per-die
+    channels only one family feeds a rail.
+    """
+    names = list(dict.fromkeys(names))
+    candidates: dict[str, list[tuple[int, str]]] = {}  # rail -> [(family, name)]
     for name in names:
         if name == "GPU Energy":
-            rails[name] = "gpu"
-        elif name.endswith("CPU Energy"):
-            rails[name] = "cpu"
-        elif _is_top_level(name, "ANE"):
-            rails[name] = "ane"
-        elif _is_top_level(name, "DRAM"):
-            rails[name] = "dram"
-        elif _is_top_level(name, "GPU SRAM"):
-            rails[name] = "gpu_sram"
-        elif not has_gpu_total and _is_top_level(name, "GPU") and name != "GPU":
-            rails[name] = "gpu"
+            candidates.setdefault("gpu", []).append((-1, name))  # before any GPU block channel
+        elif name == "CPU Energy":
+            candidates.setdefault("cpu", []).append((0, name))
+        elif name.endswith("CPU Energy") and name.startswith("DIE_"):
+            candidates.setdefault("cpu", []).append((1, name))
+        elif name.startswith("GPU SRAM"):
+            family = _family(name, "GPU SRAM")
+            if family is not None:
+                candidates.setdefault("gpu_sram", []).append((family, name))
+        else:
+            for prefix, rail in (("ANE", "ane"), ("DRAM", "dram"), ("GPU", "gpu")):
+                family = _family(name, prefix)
+                if family is not None and not (rail == "gpu" and family == 0):  # a bare "GPU" is not energy
+                    candidates.setdefault(rail, []).append((family, name))
+                    break
+    rails: dict[str, str] = {}
+    for rail, found in candidates.items():
+        least = min(family for family, _ in found)
+        rails.update({name: rail for family, name in found if family == least})
     return rails
 
 
@@ -105,18 +129,24 @@ def group_energies(items: Iterable[tuple[str, str, int]], rails: dict[str, str])
 class ChannelSpanTracker:
     """Gives each channel's published delta the span since its previous publication."""
 
-    def __init__(self, start_ns: int, max_silence_ns: int = MAX_SILENCE_NS) -> None:
+    def __init__(self, start_ns: int) -> None:
         self.start_ns = start_ns
-        self.max_silence_ns = max_silence_ns
         self.last_publish: dict[str, int] = {}
         self.spans_ns: dict[str, list[int]] = {}
 
-    def update(self, channel: str, rail: str, joules: float, t_ns: int) -> EnergyDelta | None:
-        last = self.last_publish.get(channel, self.start_ns)
+    def update(
+        self, channel: str, rail: str, joules: float, t_ns: int, *, batch_published: bool
+    ) -> EnergyDelta | None:
+        """The delta to report for `channel` at `t_ns`, or None while it is unpublished.
+
+        `batch_published`: another channel with the same unit moved in this sample, so a zero
+        here is a real zero (the rail idle), not a publication still to come.
+        """
         if joules < 0:
             raise ValueError(f"{channel}: counter went backwards by {-joules} J")
-        if joules == 0 and t_ns - last < self.max_silence_ns:
+        if joules == 0 and not batch_published:
             return None  # not published yet: the next publication covers this time
+        last = self.last_publish.get(channel, self.start_ns)
         self.last_publish[channel] = t_ns
         if joules > 0:
             spans = self.spans_ns.setdefault(channel, [])
@@ -128,6 +158,25 @@ class ChannelSpanTracker:
         """The median publication span of the slowest channel, in ms (None before any)."""
         medians = [sorted(s)[len(s) // 2] for s in self.spans_ns.values() if len(s) >= 3]
         return max(medians) / 1e6 if medians else None
+
+
+def sample_deltas(
+    items: Iterable[tuple[str, str, int]], rails: dict[str, str], tracker: ChannelSpanTracker, t_ns: int
+) -> list[EnergyDelta]:
+    """The deltas one IOReport delta sample yields: (channel, unit, counter delta) triples."""
+    items = list(items)
+    moved_units = {unit for _, unit, value in items if value > 0}
+    deltas = []
+    for name, unit, value in items:
+        rail = rails.get(name)
+        if rail is None:
+            continue
+        delta = tracker.update(
+            name, rail, energy_joules(value, unit), t_ns, batch_published=unit in moved_units
+        )
+        if delta is not None:
+            deltas.append(delta)
+    return deltas
 
 
 # --- the native part (macOS only) -------------------------------------------------------------
@@ -368,13 +417,8 @@ class IOReportReader(EnergyReader):
                 finally:
                     subscription.release(previous)
                 previous = current
-                for name, unit, value in items:
-                    rail = self.rails.get(name)
-                    if rail is None:
-                        continue
-                    delta = tracker.update(name, rail, energy_joules(value, unit), t_ns)
-                    if delta is not None:
-                        self._push(delta)
+                for delta in sample_deltas(items, self.rails, tracker, t_ns):
+                    self._push(delta)
                 cadence = tracker.observed_cadence_ms()
                 if cadence is not None:
                     self.note("observed_publish_ms", round(cadence, 1))

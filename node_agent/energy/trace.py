@@ -12,7 +12,6 @@ from typing import Final
 
 from node_agent.energy.arithmetic import IdleBaseline, RunEnergy, idle_baseline, run_energy
 from node_agent.energy.base import EnergyDelta, EnergyReader, PowerSample, ReaderError, ReaderInfo, Sample
-from node_agent.energy.ioreport import MAX_SILENCE_NS
 
 MAX_TRACE_SAMPLES: Final = 400_000
 """An hour of IOReport deltas at 100 ms; the sweep forgets old samples between cells."""
@@ -47,11 +46,11 @@ class EnergyTrace:
         return min(last.values())
 
     def coverage_timeout_s(self) -> float:
-        """How long `wait_covered` may reasonably take: a silent IOReport channel reports at
-        the latest after `MAX_SILENCE_NS`, a power reader after one interval (plus slack)."""
+        """How long `wait_covered` may reasonably take: the next batch of a lumpy counter comes
+        within about one publish cadence, a power reading within one interval (plus slack)."""
         info = self.reader.info()
-        silence_s = MAX_SILENCE_NS / 1e9 if info.kind == "counter" else 0.0
-        return max(silence_s, 2 * info.interval_ms / 1000) + 1.0
+        cadence_s = info.publish_cadence_ms / 1000 if info.kind == "counter" else 0.0
+        return max(1.5 * cadence_s, 2 * info.interval_ms / 1000) + 1.0
 
     def wait_covered(self, end_ns: int, timeout_s: float) -> bool:
         """Collect until the trace reaches `end_ns` (a window must be covered to its end)."""

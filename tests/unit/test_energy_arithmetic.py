@@ -176,10 +176,10 @@ def test_work_below_the_idle_baseline_is_flagged() -> None:
 
 
 def test_a_rail_missing_in_part_of_the_window_is_left_out_of_the_soc_and_flagged() -> None:
-    samples = power_trace(0.1, 30.0, 0.1, lambda t: {"cpu": 2.0, "dram": 1.0} if t < 20 else {"cpu": 2.0})
+    samples = power_trace(0.1, 30.0, 0.1, lambda t: {"cpu": 2.0, "gpu": 1.0} if t < 20 else {"cpu": 2.0})
     run = run_energy(samples, 10 * S, 30 * S, 10, info(), None)
     assert run.soc_rails == ("cpu",) and run.joules["soc"] == 40.0
-    assert "rails_missing:dram" in run.flags
+    assert "rails_missing:gpu" in run.flags
 
 
 def test_mixed_readers_and_bad_arguments_are_refused() -> None:

@@ -18,12 +18,12 @@ import pytest
 from node_agent.energy import PowerSample, ReaderError, ReaderUnavailable
 from node_agent.energy.base import parse_version, printable
 from node_agent.energy.ioreport import (
-    MAX_SILENCE_NS,
     ChannelSpanTracker,
     IOReportReader,
     classify_channels,
     energy_joules,
     group_energies,
+    sample_deltas,
 )
 from node_agent.energy.macmon import MacmonReader, macmon_schema, parse_macmon_line, parse_macmon_object
 from node_agent.energy.mactop import MactopReader, infer_system_meaning, parse_mactop_object
@@ -384,8 +384,25 @@ def test_channel_grouping_on_the_m1_ultra_dump() -> None:
 
 
 def test_channel_grouping_uses_gpu_blocks_only_without_the_gpu_total() -> None:
-    rails = classify_channels(["CPU Energy", "GPU0", "GPU0_1", "GPU", "ANE", "ANE0_SRAM", "DRAM", "DRAMX"])
-    assert rails == {"CPU Energy": "cpu", "GPU0": "gpu", "GPU0_1": "gpu", "ANE": "ane", "DRAM": "dram"}
+    rails = classify_channels(
+        ["CPU Energy", "GPU0", "GPU1", "GPU0_1", "GPU", "ANE", "ANE0_SRAM", "DRAM", "DRAMX"]
+    )
+    assert rails == {"CPU Energy": "cpu", "GPU0": "gpu", "GPU1": "gpu", "ANE": "ane", "DRAM": "dram"}
+    assert classify_channels(["GPU0_0", "GPU0_1"]) == {"GPU0_0": "gpu", "GPU0_1": "gpu"}
+
+
+def test_channel_grouping_never_adds_per_die_channels_to_a_package_total() -> None:
+    names = [
+        "CPU Energy",
+        "DIE_0_CPU Energy",
+        "DIE_1_CPU Energy",
+        "ANE",
+        "ANE0",
+        "ANE0_1",
+        "DRAM0",
+        "DRAM0_0",
+    ]
+    assert classify_channels(names) == {"CPU Energy": "cpu", "ANE": "ane", "DRAM0": "dram"}
 
 
 def test_one_recorded_tick_summed_by_rail() -> None:
@@ -395,20 +412,51 @@ def test_one_recorded_tick_summed_by_rail() -> None:
     assert joules == pytest.approx({"cpu": 25.329, "gpu": 0.0313852, "ane": 0.312, "dram": 6.733}, rel=1e-12)
 
 
-def test_lumpy_channel_deltas_cover_the_span_since_their_last_publication() -> None:
-    """The excerpt's cadence: the mJ CPU channel publishes after ~1.7 s of zeros."""
-    tracker = ChannelSpanTracker(start_ns=0)
-    ms = 1_000_000
-    assert tracker.update("DIE_0_CPU Energy", "cpu", 0.0, 120 * ms) is None
-    assert tracker.update("DIE_0_CPU Energy", "cpu", 0.0, 1600 * ms) is None
-    delta = tracker.update("DIE_0_CPU Energy", "cpu", 23.296, 1725 * ms)
-    assert delta is not None and (delta.span_start_ns, delta.t_ns, delta.joules) == (0, 1725 * ms, 23.296)
-    small = tracker.update("DIE_0_CPU Energy", "cpu", 0.232, 1743 * ms)
-    assert small is not None and small.span_start_ns == 1725 * ms
-    silent = tracker.update("DIE_0_CPU Energy", "cpu", 0.0, 1743 * ms + MAX_SILENCE_NS)
-    assert silent is not None and silent.joules == 0.0 and silent.span_start_ns == 1743 * ms
+def excerpt_tick_time_ns(number: str) -> int:
+    line = next(
+        x
+        for x in fixture("ioreport_energy_model_m1ultra_excerpt.txt").splitlines()
+        if x.startswith(number + " ")
+    )
+    return round(float(line.split()[1].removeprefix("t=").removesuffix("s")) * 1e9)
+
+
+def test_recorded_lumpy_ticks_give_each_delta_the_span_since_its_channels_last_publication() -> None:
+    """Ticks 053-055 of the M1 Ultra excerpt: only the nJ GPU channel moves, then the mJ batch
+    (about 1.7 s of energy at once), then a small second batch 120 ms later."""
+    rails = classify_channels(excerpt_channels())
+    start = excerpt_tick_time_ns("053") - 120_000_000
+    tracker = ChannelSpanTracker(start)
+    t53, t54, t55 = (excerpt_tick_time_ns(n) for n in ("053", "054", "055"))
+
+    first = sample_deltas(excerpt_tick("053"), rails, tracker, t53)
+    assert [(d.channel, d.span_start_ns, d.t_ns) for d in first] == [("GPU Energy", start, t53)]
+    assert first[0].joules == pytest.approx(0.01506683, rel=1e-12)  # no mJ zero read as "idle"
+
+    batch = {d.channel: d for d in sample_deltas(excerpt_tick("054"), rails, tracker, t54)}
+    assert set(batch) == {
+        "DIE_0_CPU Energy",
+        "DIE_1_CPU Energy",
+        "ANE0_0",
+        "ANE0_1",
+        "DRAM0_0",
+        "DRAM0_1",
+        "GPU Energy",
+    }
+    assert batch["DIE_0_CPU Energy"].span_start_ns == start and batch["DIE_0_CPU Energy"].joules == 23.296
+    assert batch["GPU Energy"].span_start_ns == t53
+
+    tail = {d.channel: d for d in sample_deltas(excerpt_tick("055"), rails, tracker, t55)}
+    assert tail["ANE0_1"].joules == 0.0 and tail["ANE0_1"].span_start_ns == t54  # its batch came without it
+    assert tail["DIE_0_CPU Energy"].joules == 0.232 and tail["DIE_0_CPU Energy"].span_start_ns == t54
+    # only the GPU channel has published three times yet: its ~120 ms is the cadence seen so far
+    assert tracker.observed_cadence_ms() == 120.0  # spans of 120, 121 and 119 ms
+
+
+def test_a_counter_that_goes_backwards_is_an_error() -> None:
+    tracker = ChannelSpanTracker(0)
     with pytest.raises(ValueError, match="backwards"):
-        tracker.update("DIE_0_CPU Energy", "cpu", -1.0, 9_000 * ms)
+        tracker.update("CPU Energy", "cpu", -1.0, 1, batch_published=True)
 
 
 def test_ioreport_reader_off_macos_is_unavailable_with_the_reason() -> None:
