@@ -12,8 +12,13 @@ its span inside the window (power assumed even within one span).
 A rail is published for a window only if its readings cover the whole window; "soc" is the
 sum of `SOC_RAILS` that are covered (the list is recorded), "system" is the reader's
 whole-machine figure where it has one. A window shorter than `MIN_READER_INTERVALS` reader
-intervals or `MIN_PUBLISH_CADENCES` publish cadences is `energy_too_short` and publishes
-nothing: the sustained phase is where energy is meaningful.
+intervals or a number of publish cadences is `energy_too_short` and publishes nothing: the
+sustained phase is where energy is meaningful. The number of cadences depends on the kind of
+reader. A power reader built on lumpy IOReport channels (macmon, mactop) can misplace up to
+one publication's energy at each edge of a window, so it needs `MIN_CADENCES_POWER` of them
+(error at most 2/10 of the window, far less over a sustained run); a counter reader's deltas
+are apportioned over their own spans, so `MIN_CADENCES_COUNTER` suffice. Each result carries
+``edge_uncertainty``, that worst-case share (2 cadences / window) for power readers.
 
 Joules per inference, per run: (E_window - P_idle * T) / inferences, with P_idle measured
 just before the cell by the same reader at the same interval. The run-level interval across
@@ -30,7 +35,8 @@ from typing import Any, Final, Literal
 from node_agent.energy.base import SOC_RAILS, EnergyDelta, PowerSample, ReaderInfo, Sample
 
 MIN_READER_INTERVALS: Final = 5
-MIN_PUBLISH_CADENCES: Final = 3
+MIN_CADENCES_POWER: Final = 10
+MIN_CADENCES_COUNTER: Final = 3
 NS_PER_S: Final = 1_000_000_000
 
 Status = Literal["ok", "energy_too_short", "energy_incomplete", "energy_no_samples"]
@@ -62,15 +68,21 @@ class WindowEnergy:
         return result
 
 
-def min_window_ns(
-    interval_ms: int,
-    publish_cadence_ms: int,
-    *,
-    min_intervals: int = MIN_READER_INTERVALS,
-    min_cadences: int = MIN_PUBLISH_CADENCES,
-) -> int:
-    """The shortest window whose energy is published for a reader with this interval and cadence."""
-    return max(min_intervals * interval_ms, min_cadences * max(publish_cadence_ms, interval_ms)) * 1_000_000
+def min_window_ns(interval_ms: int, publish_cadence_ms: int, kind: str = "power") -> int:
+    """The shortest window whose energy is published for a reader of this interval, publish
+    cadence and kind ("power" or "counter")."""
+    cadences = MIN_CADENCES_COUNTER if kind == "counter" else MIN_CADENCES_POWER
+    return (
+        max(MIN_READER_INTERVALS * interval_ms, cadences * max(publish_cadence_ms, interval_ms)) * 1_000_000
+    )
+
+
+def edge_uncertainty(duration_ns: int, info: ReaderInfo) -> float:
+    """Worst-case share of a window's energy a lumpy power reader can misplace at its edges
+    (one publication each); 0 for counters, whose spans are apportioned."""
+    if info.kind == "counter" or duration_ns <= 0:
+        return 0.0
+    return min(1.0, 2 * max(info.publish_cadence_ms, info.interval_ms) * 1_000_000 / duration_ns)
 
 
 def power_window_energy(
@@ -154,7 +166,7 @@ def window_energy(
 
 
 def _status_of(window: WindowEnergy, info: ReaderInfo) -> Status:
-    if window.duration_ns < min_window_ns(info.interval_ms, info.publish_cadence_ms):
+    if window.duration_ns < min_window_ns(info.interval_ms, info.publish_cadence_ms, info.kind):
         return "energy_too_short"
     if window.readings == 0 and not window.joules:
         return "energy_no_samples"
@@ -211,6 +223,7 @@ class RunEnergy:
     joules_per_inference: dict[str, float] = field(default_factory=dict)
     soc_rails: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
+    edge_uncertainty: float = 0.0
 
     @property
     def published(self) -> bool:
@@ -228,6 +241,7 @@ class RunEnergy:
             "joules_per_inference": dict(self.joules_per_inference),
             "soc_rails": list(self.soc_rails),
             "flags": list(self.flags),
+            "edge_uncertainty": self.edge_uncertainty,
         }
 
 
@@ -285,4 +299,5 @@ def run_energy(
         joules_per_inference=per_inference,
         soc_rails=window.soc_rails,
         flags=tuple(flags),
+        edge_uncertainty=edge_uncertainty(window.duration_ns, info),
     )

@@ -42,7 +42,7 @@ def power_trace(start_s: float, end_s: float, step_s: float, watts_at: object) -
 
 
 def info(
-    interval_ms: int = 100, cadence_ms: int = 2000, name: str = "macmon", kind: str = "power"
+    interval_ms: int = 100, cadence_ms: int = 1000, name: str = "macmon", kind: str = "power"
 ) -> ReaderInfo:
     return ReaderInfo(
         name=name, version="0.6.1", interval_ms=interval_ms, publish_cadence_ms=cadence_ms, kind=kind
@@ -143,15 +143,22 @@ def test_idle_subtraction_on_counters() -> None:
 def test_a_window_too_short_to_publish() -> None:
     samples = power_trace(0.5, 20.0, 0.5, lambda t: {"cpu": 2.0})
     reader = info(interval_ms=500, cadence_ms=2000)
-    assert min_window_ns(500, 2000) == 6 * S  # three publish cadences beat five intervals
-    assert min_window_ns(2000, 0) == 10 * S
-    short = run_energy(samples, 5 * S, 10 * S, 100, reader, None)
+    assert min_window_ns(500, 2000) == 20 * S  # ten publish cadences beat five intervals
+    assert min_window_ns(500, 2000, "counter") == 6 * S  # apportioned spans: three cadences
+    assert min_window_ns(2000, 0) == 20 * S and min_window_ns(2000, 0, "counter") == 10 * S
+    short = run_energy(samples, 0, 19 * S, 100, reader, None)
     assert short.status == "energy_too_short" and not short.published
     assert short.joules == {} and short.avg_watts == {} and short.joules_per_inference == {}
-    ok = run_energy(samples, 5 * S, 11 * S, 100, reader, None)
-    assert ok.status == "ok" and ok.joules == {"cpu": 12.0, "soc": 12.0}
+    ok = run_energy(samples, 0, 20 * S, 100, reader, None)
+    assert ok.status == "ok" and ok.joules == {"cpu": 40.0, "soc": 40.0}
     assert ok.flags == ("energy_no_idle",) and ok.joules_per_inference == {}
-    assert idle_baseline(samples, 0, 5 * S, reader).status == "energy_too_short"
+    assert ok.edge_uncertainty == 0.2  # a 2 s publication misplaced at each edge of 20 s
+    assert idle_baseline(samples, 0, 19 * S, reader).status == "energy_too_short"
+    counter = info(interval_ms=500, cadence_ms=2000, name="ioreport", kind="counter")
+    deltas = [EnergyDelta(t * S, (t - 2) * S, "cpu", 4.0, "CPU Energy") for t in range(2, 21, 2)]
+    assert run_energy(deltas, 2 * S, 7 * S, 1, counter, None).status == "energy_too_short"
+    apportioned = run_energy(deltas, 2 * S, 8 * S, 1, counter, None)
+    assert apportioned.status == "ok" and apportioned.edge_uncertainty == 0.0
 
 
 def test_a_reader_that_stopped_early_leaves_the_window_incomplete() -> None:
