@@ -123,14 +123,17 @@ class ChildProcessReader(EnergyReader):
         exe = self.executable()
         if exe is None:
             raise ReaderError(self.name, f"{self.executable_name} not found on PATH")
-        self._proc = subprocess.Popen(
-            self.argv(exe),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own session and process group (pgid == pid)
-            close_fds=True,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                self.argv(exe),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own session and process group (pgid == pid)
+                close_fds=True,
+            )
+        except (OSError, ValueError) as exc:
+            raise ReaderError(self.name, f"cannot start {exe}: {exc}") from None
         with _live_lock:
             _live.add(self)
         assert self._proc.stdout is not None and self._proc.stderr is not None
@@ -176,6 +179,9 @@ class ChildProcessReader(EnergyReader):
         except (OSError, ValueError) as exc:  # the pipe closed under us during stop
             if not self.stopped:
                 self._fail(ReaderError(self.name, f"reading stdout failed: {exc}", line_no=line_no))
+        except Exception as exc:  # a parser bug must still surface as this reader's error
+            self._fail(ReaderError(self.name, f"{type(exc).__name__}: {exc}", line_no=line_no))
+            self._terminate_quietly()
 
     def _read_stderr(self, stream: IO[bytes]) -> None:
         try:

@@ -373,18 +373,20 @@ class IOReportReader(EnergyReader):
         return {"rails": dict(self.rails), "units": dict(self.units)}
 
     def _start(self) -> None:
+        first: int | None = None
         try:
             self._subscription = IOReportSubscription(load_native())
             first = self._subscription.sample()
-        except OSError as exc:
-            raise ReaderError(self.name, str(exc)) from None
-        start_ns = time.monotonic_ns()
-        # Names and units from the channel dictionary itself (it holds "IOReportChannels").
-        assert self._subscription.channels is not None
-        self.units = self._subscription.native.channel_units(self._subscription.channels)
+            start_ns = time.monotonic_ns()
+            # Names and units from the channel dictionary itself (it holds "IOReportChannels").
+            self.units = self._subscription.native.channel_units(self._subscription.channels)
+        except Exception as exc:  # OSError, ctypes.ArgumentError: a clear reader error, never a crash
+            if self._subscription is not None:
+                self._subscription.release(first)
+            raise ReaderError(self.name, f"{type(exc).__name__}: {exc}") from None
         self.rails = classify_channels(self.units)
         bad_units = {
-            n: u for n, u in self.units.items() if n in self.rails and u.strip() not in UNIT_COUNTS_PER_JOULE
+            n: u for n, u in self.units.items() if n in self.rails and u not in UNIT_COUNTS_PER_JOULE
         }
         if not self.rails or bad_units:
             self._subscription.release(first)
@@ -422,8 +424,8 @@ class IOReportReader(EnergyReader):
                 cadence = tracker.observed_cadence_ms()
                 if cadence is not None:
                     self.note("observed_publish_ms", round(cadence, 1))
-        except (OSError, ValueError) as exc:
-            self._fail(ReaderError(self.name, str(exc), line_no=tick))
+        except Exception as exc:  # OSError, ctypes.ArgumentError, a counter going backwards
+            self._fail(ReaderError(self.name, f"{type(exc).__name__}: {exc}", line_no=tick))
         finally:
             subscription.release(previous)
 

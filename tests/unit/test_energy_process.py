@@ -24,6 +24,7 @@ from node_agent.energy import (
     EnergyReader,
     PowerSample,
     ReaderError,
+    Sample,
     make_reader,
     select_reader,
     stop_all_readers,
@@ -362,3 +363,28 @@ def test_powermetrics_reader_against_fake_powermetrics(
     assert samples[1].line_no - samples[0].line_no == 70  # a whole block apart
     first_duplicate = info.notes["duplicate_values"][0]
     assert first_duplicate[1:] == ("gpu", 0.147, 0.004)
+
+
+class BrokenParserMacmon(MacmonReader):
+    """A reader whose parser has a bug: it must surface as this reader's error."""
+
+    def parse_line(self, line: str, line_no: int, t_ns: int) -> list[Sample]:
+        raise KeyError("cpu_power")
+
+
+def test_a_parser_bug_is_a_reader_error_not_a_silent_thread_death(fake_macmon: Path) -> None:
+    with BrokenParserMacmon(100) as reader, pytest.raises(ReaderError, match="macmon line 1: KeyError"):  # noqa: PT012
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            reader.poll(timeout_s=0.5)
+    assert gone(fake_pids(fake_macmon)[0])
+
+
+def test_a_tool_that_cannot_execute_is_a_reader_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "macmon"
+    bogus.write_bytes(b"\x7fELF not really")
+    bogus.chmod(0o755)
+    reader = MacmonReader(100, executable=str(bogus))
+    with pytest.raises(ReaderError, match="cannot start"):
+        reader.start()
+    reader.stop()
