@@ -298,6 +298,95 @@ def check_sysctl_formats() -> CheckResult:
     return ("pass" if None not in (level, boot, load) else "fail"), detail
 
 
+# --- energy readers: available, version, one sample -------------------------------------------
+
+ENERGY_CHECK_INTERVAL_MS: Final = 250
+ENERGY_FIRST_SAMPLE_S: Final = 5.0
+IOREPORT_LOAD_S: Final = 4.0
+"""Longer than two ~2 s publications of the mJ channels, so the CPU delta must be non-zero."""
+
+
+def _busy(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    x = 0
+    while time.monotonic() < deadline:
+        x = (x * 31 + 7) % 1_000_003
+
+
+def _reader_sample_check(reader: Any, *, load_s: float = 0.0) -> CheckResult:
+    """Start `reader`, wait for a first sample (under a CPU load for `load_s`), stop it."""
+    from node_agent.energy import EnergyTrace, ReaderError
+
+    reason = reader.unavailable_reason()
+    if reason is not None:
+        return "skipped", reason
+    version = reader.version()
+    try:
+        with reader:
+            trace = EnergyTrace(reader)
+            if load_s:
+                _busy(load_s)
+            deadline = time.monotonic() + ENERGY_FIRST_SAMPLE_S
+            while not trace.samples and time.monotonic() < deadline:
+                trace.collect(0.25)
+            trace.collect(0.0)
+            info = reader.info().to_dict()
+    except ReaderError as exc:
+        return "fail", f"{reader.name} {version}: {exc}"
+    if not trace.samples:
+        return "fail", f"{reader.name} {version}: no sample within {ENERGY_FIRST_SAMPLE_S} s"
+    first = trace.samples[0]
+    return "pass", f"{reader.name} {version}: {len(trace.samples)} samples, first {first}; info {info}"
+
+
+def check_energy_ioreport() -> CheckResult:
+    """The ctypes IOReport reader: channels found, their units, a non-zero CPU delta under load."""
+    from node_agent.energy import EnergyDelta, ReaderError
+    from node_agent.energy.ioreport import IOReportReader
+
+    reader = IOReportReader(ENERGY_CHECK_INTERVAL_MS)
+    reason = reader.unavailable_reason()
+    if reason is not None:
+        return "fail", reason
+    try:
+        with reader:
+            _busy(IOREPORT_LOAD_S)
+            deltas = [d for d in reader.poll(0.5) if isinstance(d, EnergyDelta)]
+            report = reader.channel_report()
+            info = reader.info().to_dict()
+    except ReaderError as exc:
+        return "fail", f"ioreport: {exc}"
+    joules: dict[str, float] = {}
+    for delta in deltas:
+        joules[delta.rail] = joules.get(delta.rail, 0.0) + delta.joules
+    detail = (
+        f"{len(report['units'])} channels; rails {report['rails']}; units of the rail channels "
+        f"{ {n: report['units'][n] for n in report['rails']} }; joules in {IOREPORT_LOAD_S} s of load "
+        f"{joules}; info {info}"
+    )
+    if joules.get("cpu", 0.0) <= 0:
+        return "fail", f"no CPU energy counted under load: {detail}"
+    return "pass", detail
+
+
+def check_energy_macmon() -> CheckResult:
+    from node_agent.energy.macmon import MacmonReader
+
+    return _reader_sample_check(MacmonReader(ENERGY_CHECK_INTERVAL_MS))
+
+
+def check_energy_mactop() -> CheckResult:
+    from node_agent.energy.mactop import MactopReader
+
+    return _reader_sample_check(MactopReader(ENERGY_CHECK_INTERVAL_MS))
+
+
+def check_energy_powermetrics() -> CheckResult:
+    from node_agent.energy.powermetrics import PowermetricsReader
+
+    return _reader_sample_check(PowermetricsReader(1000))
+
+
 # --- Core ML on the Mac (F1-F3): one small attention model, two ways of making it flexible -----
 
 ATTENTION_D: Final = 256
@@ -516,6 +605,10 @@ def default_checks() -> list[Check]:
         Check("f4_pmset_therm", check_pmset_therm, macos=f"pmset ({mac})"),
         Check("f4_pmset_settings", check_pmset_settings, macos=f"pmset ({mac})"),
         Check("f4_pmset_batt", check_pmset_batt, macos=f"pmset ({mac})"),
+        Check("energy_ioreport", check_energy_ioreport, macos=f"libIOReport ({mac})"),
+        Check("energy_macmon", check_energy_macmon, macos=f"macmon reads IOReport and SMC ({mac})"),
+        Check("energy_mactop", check_energy_mactop, macos=f"mactop reads IOReport and SMC ({mac})"),
+        Check("energy_powermetrics", check_energy_powermetrics, macos=f"powermetrics ({mac})"),
         Check("f5_remote_path", check_remote_path),
         Check("f6_sysctl_formats", check_sysctl_formats, macos=f"Darwin sysctl names ({mac})"),
         Check("f7_signal_handling", check_signal_handling),
