@@ -44,7 +44,7 @@ class RunSummary:
     cells: dict[str, int] = field(default_factory=dict)
     """Cell state -> count (states with no cells are left out)."""
     gates: dict[str, int] = field(default_factory=dict)
-    """Verdict -> count, all of pass / fail / skipped present."""
+    """Verdict -> count, all of pass / fail / inconclusive / skipped present."""
 
     @property
     def gates_passed(self) -> bool | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from fleet_tui.model.gates import VERDICTS as VERDICTS  # one definition, with inconclusive
+
 RUN_STATUSES: Final = ("running", "complete", "incomplete", "interrupted", "failed")
 CELL_STATES: Final = ("pending", "running", "done", "unsupported", "failed", "lost")
 FINAL_CELL_STATES: Final = ("done", "unsupported", "failed", "lost")
@@ -11,7 +13,6 @@ RESULT_STATUSES: Final = {"ok": "done", "unsupported": "unsupported", "failed": 
 """cell_result status -> the cell state it leaves the cell in."""
 SAMPLE_PHASES: Final = ("warmup", "measure", "sustained")
 PROBE_PHASES: Final = ("start", "end", "adhoc")
-VERDICTS: Final = ("pass", "fail", "skipped")
 
 DEFAULT_MAX_ATTEMPTS: Final = 3
 BUSY_TIMEOUT_S: Final = 10.0
