@@ -115,7 +115,9 @@ def build(
         spec, versions={"fleet_tui": "0.1.0", "agent_sha256": "b" * 64, "artifacts": {"mlp": artifact_id}}
     )
     for node in nodes:
-        store.add_probe(node.name, facts(node.name), phase="start", run_id=run_id, taken_at="2026-01-01T00:00:00+00:00")
+        store.add_probe(
+            node.name, facts(node.name), phase="start", run_id=run_id, taken_at="2026-01-01T00:00:00+00:00"
+        )
     plan = build_plan(spec, list(nodes))
     cell_ids = store.add_cells(run_id, plan.cells)
     total = 0
@@ -127,7 +129,7 @@ def build(
         per_run: list[dict[str, Any]] = []
         drift: dict[str, Any] | None = None
         for r in range(runs):
-            run_median = median * float(np.exp(rng.normal(0.0, 0.02)))
+            run_median = median * float(np.exp(rng.normal(0.0, 0.003)))
             warmup = _lognormal_ns(rng, run_median * 1.3, 10)
             measured = _lognormal_ns(rng, run_median, samples_per_run)
             t_w = _times(warmup, 0)
@@ -203,7 +205,13 @@ def build(
             drift=drift,
             numeric=None
             if cell.engine == "numpy"
-            else {"ok": True, "max_abs": 1e-3, "max_rel": 2e-3, "cosine": 0.99999, "tolerance": {"max_rel": 1e-2}},
+            else {
+                "ok": True,
+                "max_abs": 1e-3,
+                "max_rel": 2e-3,
+                "cosine": 0.99999,
+                "tolerance": {"max_rel": 1e-2},
+            },
             clock={"name": "perf_counter_ns", "resolution_ns": 1},
             compute_plan=None
             if cell.engine != "coreml"
@@ -223,6 +231,8 @@ def build(
         )
         store.add_result(cell_id, summary, "ok")
     for node in nodes:
-        store.add_probe(node.name, facts(node.name), phase="end", run_id=run_id, taken_at="2026-01-01T01:00:00+00:00")
+        store.add_probe(
+            node.name, facts(node.name), phase="end", run_id=run_id, taken_at="2026-01-01T01:00:00+00:00"
+        )
     finish_run(store, run_id, spec, interrupted=False)
     return Fixture(store, run_id, total)

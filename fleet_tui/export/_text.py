@@ -33,7 +33,7 @@ def interval(low: float | None, high: float | None, unit: str = "") -> str:
 
 
 def estimate(est: Estimate | None) -> str:
-    """"1.234 ms [1.2, 1.27]"; "n/a" without a value."""
+    """ "1.234 ms [1.2, 1.27]"; "n/a" without a value."""
     if est is None:
         return "n/a"
     text = num(est.value, est.unit)

@@ -43,7 +43,7 @@ import sys
 import tarfile
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -67,6 +67,16 @@ SAMPLE_ENCODING: Final = "int64 little-endian nanoseconds, one per sample"
 
 class BundleError(Exception):
     """The input is not a readable bundle (missing, not a folder or tarball, no SHA256SUMS)."""
+
+
+class BundleTampered(BundleError):
+    """The bundle reads but does not verify (`report` says why): it is never imported."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        listed = "; ".join(str(p) for p in report.problems[:5])
+        more = f" (and {len(report.problems) - 5} more)" if len(report.problems) > 5 else ""
+        super().__init__(f"{report.source}: does not verify, not imported: {listed}{more}")
+        self.report = report
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -245,10 +255,14 @@ def write(files: Mapping[str, bytes], output: Path, top: str | None = None) -> P
         output.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".bundle-", dir=output.parent)
         try:
-            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(
-                filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-            ) as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                dirs = sorted({str(p) for path in files for p in PurePosixPath(path).parents if str(p) != "."})
+            with (
+                os.fdopen(fd, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                dirs = sorted(
+                    {str(p) for path in files for p in PurePosixPath(path).parents if str(p) != "."}
+                )
                 for entry in [top, *(f"{top}/{d}" for d in dirs)]:
                     info = _tarinfo(entry, mtime, directory=True)
                     tar.addfile(info)
@@ -345,7 +359,9 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
                         continue
                     total += member.size
                     if total > MAX_BUNDLE_BYTES:
-                        raise BundleError(f"{source}: unpacks to more than {MAX_BUNDLE_BYTES >> 30} GiB; refused")
+                        raise BundleError(
+                            f"{source}: unpacks to more than {MAX_BUNDLE_BYTES >> 30} GiB; refused"
+                        )
                     try:
                         name = _check_member_name(member.name)
                     except ValueError as exc:
@@ -427,7 +443,11 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
 
     BundleError when the input is not a bundle at all; otherwise every problem is in the report.
     """
-    bundle = read_bundle(path)
+    return verify_bundle(read_bundle(path))[0]
+
+
+def verify_bundle(bundle: Bundle) -> tuple[VerifyReport, Content | None]:
+    """`verify` of a bundle already read; also its decoded content (None when unreadable)."""
     report = VerifyReport(bundle.source, files=len(bundle.files))
     report.problems += [Problem("unsafe", name, "refused") for name in bundle.unsafe]
     sums, malformed = parse_sums(bundle.files[SUMS])
@@ -443,10 +463,10 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
         content = load_content(bundle)
     except ContentError as exc:
         report.problems.append(Problem("unreadable", exc.path, exc.message))
-        return report
+        return report, None
     report.problems += content.problems
     _recheck(content, report)
-    return report
+    return report, content
 
 
 class ContentError(Exception):
@@ -616,10 +636,14 @@ def _recheck(content: Content, report: VerifyReport) -> None:
             )
         )
     recomputed = evaluate_gates(outcomes, spec.gates, spec.budgets()).verdicts
-    stored_by = {(g.get("gate"), g.get("node"), g.get("cell_key")): g for g in content.gates}
-    fresh_by = {(v.gate, v.node, v.cell_key): v for v in recomputed}
+    stored_by: dict[tuple[str, str, str], dict[str, Any]] = {
+        (str(g.get("gate")), str(g.get("node")), str(g.get("cell_key"))): g for g in content.gates
+    }
+    fresh_by = {(v.gate, v.node, str(v.cell_key)): v for v in recomputed}
     report.verdicts_checked = len(fresh_by)
-    for key in sorted(set(stored_by) | set(fresh_by), key=lambda k: tuple(str(x) for x in k)):
+    for key in sorted(
+        set(stored_by) | set(fresh_by),
+    ):
         gate, node, cell_key = key
         where = f"{node} {cell_key}"
         old, new = stored_by.get(key), fresh_by.get(key)
@@ -628,7 +652,9 @@ def _recheck(content: Content, report: VerifyReport) -> None:
             report.problems.append(Problem("gate", where, f"{gate}: recomputed {new.verdict}, not stored"))
             continue
         if new is None:
-            report.problems.append(Problem("gate", where, f"{gate}: stored {old.get('verdict')}, not recomputed"))
+            report.problems.append(
+                Problem("gate", where, f"{gate}: stored {old.get('verdict')}, not recomputed")
+            )
             continue
         same_value = (old.get("value") is None and new.value is None) or (
             isinstance(old.get("value"), int | float)
@@ -663,14 +689,11 @@ def import_bundle(path: str | os.PathLike[str], store: Store) -> ImportResult:
     """Merge a bundle's run into `store`, keeping the run's identity (name, contract hash,
     started_at); a run already there is left as it is. One transaction: all or nothing.
 
-    Refuses (BundleError) a bundle that does not verify: an import never spreads tampered data.
+    Refuses (BundleTampered) a bundle that does not verify: an import never spreads tampered data.
     """
-    report = verify(path)
-    if not report.ok:
-        listed = "; ".join(str(p) for p in report.problems[:5])
-        more = f" (and {len(report.problems) - 5} more)" if len(report.problems) > 5 else ""
-        raise BundleError(f"{report.source}: does not verify, not imported: {listed}{more}")
-    content = load_content(read_bundle(path))
+    report, content = verify_bundle(read_bundle(path))
+    if not report.ok or content is None:
+        raise BundleTampered(report)
     run = content.manifest.get("run") or {}
     name, contract, started = str(run["name"]), str(run["contract_hash"]), str(run["started_at"])
     conn = sqlite3.connect(store.path, timeout=30, isolation_level=None)
@@ -694,9 +717,12 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
-def _insert(conn: sqlite3.Connection, content: Content, name: str, contract: str, started: str) -> ImportResult:
+def _insert(
+    conn: sqlite3.Connection, content: Content, name: str, contract: str, started: str
+) -> ImportResult:
     existing = conn.execute(
-        "SELECT id FROM runs WHERE name = ? AND contract_hash = ? AND started_at = ?", (name, contract, started)
+        "SELECT id FROM runs WHERE name = ? AND contract_hash = ? AND started_at = ?",
+        (name, contract, started),
     ).fetchone()
     samples_total = sum(len(ns) for entries in content.samples.values() for _, _, ns, _ in entries)
     if existing is not None:
@@ -775,7 +801,16 @@ def _insert(conn: sqlite3.Connection, content: Content, name: str, contract: str
             conn.execute(
                 """INSERT INTO samples (cell_id, attempt, run_idx, phase, batch_seq, count, ns, t_ns)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                (new_id, int(cell.get("attempts") or 0), run_idx, phase, seq, len(ns), pack_le(ns), pack_le(t_ns)),
+                (
+                    new_id,
+                    int(cell.get("attempts") or 0),
+                    run_idx,
+                    phase,
+                    seq,
+                    len(ns),
+                    pack_le(ns),
+                    pack_le(t_ns),
+                ),
             )
     for old_id, entry in content.summaries.items():
         if old_id not in ids:
@@ -790,8 +825,13 @@ def _insert(conn: sqlite3.Connection, content: Content, name: str, contract: str
         cell_ref = point.get("cell_id")
         conn.execute(
             "INSERT INTO thermal (run_id, node, cell_id, t_ns, state) VALUES (?, ?, ?, ?, ?)",
-            (run_id, point["node"], ids.get(int(cell_ref)) if cell_ref is not None else None,
-             int(point["t_ns"]), _dumps(point["state"])),
+            (
+                run_id,
+                point["node"],
+                ids.get(int(cell_ref)) if cell_ref is not None else None,
+                int(point["t_ns"]),
+                _dumps(point["state"]),
+            ),
         )
     for gate in content.gates:
         cell_ref = gate.get("cell_id")
@@ -814,8 +854,3 @@ def _insert(conn: sqlite3.Connection, content: Content, name: str, contract: str
             ),
         )
     return ImportResult(run_id, True, name, len(content.cells), samples_total)
-
-
-def iter_problems(report: VerifyReport) -> Iterator[str]:
-    for problem in report.problems:
-        yield str(problem)

@@ -62,9 +62,7 @@ def _table(table: ComparisonTable, level: int) -> list[str]:
             cell = table.cell(row.key, column.key)
             texts.append("—" if cell is None else "<br>".join(escape(line) for line in cell_lines(cell)))
         out.append(f"| {escape(where)} | {escape(row.engine_key)} | " + " | ".join(texts) + " |")
-    failures = [
-        (cell, gate) for cell in table.cells for gate in cell.gates if gate.verdict == "fail"
-    ]
+    failures = [(cell, gate) for cell in table.cells for gate in cell.gates if gate.verdict == "fail"]
     if failures:
         out += ["", "Gate failures:", ""]
         out += [

@@ -117,8 +117,9 @@ def recompute(stored: Mapping[str, Any], runs: Sequence[RunSamples]) -> dict[str
     per_run = []
     for entry in stored.get("per_run") or ():
         entry = dict(entry)
-        run = by_run.get(entry.get("run"))  # type: ignore[arg-type]
-        ordered = sorted(run.measure_ns) if run else []
+        run_index = entry.get("run")
+        found = by_run.get(run_index) if isinstance(run_index, int) else None
+        ordered = sorted(found.measure_ns) if found else []
         entry.update(
             n=len(ordered),
             p50=stats.nearest_rank(ordered, 0.5) if ordered else None,
@@ -174,9 +175,8 @@ def _diff(where: str, a: Any, b: Any) -> list[str]:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         out: list[str] = []
         for key in sorted(set(a) | set(b), key=str):
-            if where == "per_run" or where.startswith("per_run["):
-                if key not in ("n", "p50", "p95"):
-                    continue
+            if where.startswith("per_run[") and key not in ("n", "p50", "p95"):
+                continue
             out += _diff(f"{where}.{key}", a.get(key), b.get(key))
         return out
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
@@ -202,7 +202,20 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-_NS_FIELDS: Final = ("min", "p50", "p90", "p95", "p99", "max", "mean", "stdev", "mad", "ci95", "es", "run_medians")
+_NS_FIELDS: Final = (
+    "min",
+    "p50",
+    "p90",
+    "p95",
+    "p99",
+    "max",
+    "mean",
+    "stdev",
+    "mad",
+    "ci95",
+    "es",
+    "run_medians",
+)
 
 
 def _show(value: Any, where: str = "") -> str:
