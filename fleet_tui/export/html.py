@@ -246,15 +246,11 @@ def chart_figures(table: ComparisonTable, charts: ChartData | None) -> Iterator[
                 )
 
 
-def chart_svgs(table: ComparisonTable, charts: ChartData | None) -> dict[str, str]:
-    """element id -> SVG text of every chart (the bundle stores them as files)."""
-    return {ident: _svg(fig) for _, ident, _, fig in chart_figures(table, charts)}
-
-
-def _charts_html(table: ComparisonTable, charts: ChartData | None) -> list[str]:
-    out = [
-        _figure_html(kind, ident, caption, fig) for kind, ident, caption, fig in chart_figures(table, charts)
-    ]
+def _charts_html(table: ComparisonTable, charts: ChartData | None, svgs: dict[str, str]) -> list[str]:
+    out = []
+    for kind, ident, caption, fig in chart_figures(table, charts):
+        svgs[ident] = _svg(fig)
+        out.append(_figure_html(kind, ident, caption, svgs[ident]))
     if charts is None:
         out.insert(0, "<p>No sample data was given: distribution and sustained charts are left out.</p>")
     if not any('data-chart="cost-per-million"' in part for part in out):
