@@ -289,7 +289,7 @@ def _distribution_figure(
             parts = ax.violinplot(
                 [list(dist.quantiles_ms)],
                 positions=[y],
-                vert=False,
+                orientation="horizontal",
                 widths=0.85,
                 showmedians=True,
                 showextrema=True,
