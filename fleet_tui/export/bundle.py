@@ -532,6 +532,17 @@ def load_content(bundle: Bundle) -> Content:
         facts=_load(bundle, "facts.json", list),
         artifacts=_load(bundle, "artifacts.json", dict),
     )
+    _check_entries("cells.json", cells, _CELL_FIELDS)
+    _check_entries("gates.json", content.gates, _GATE_FIELDS)
+    _check_entries("thermal.json", content.thermal, _THERMAL_FIELDS)
+    _check_entries("facts.json", content.facts, _PROBE_FIELDS)
+    _check_entries("nodes.json", content.nodes, {"name": str})
+    for key, value in content.artifacts.items():
+        if not isinstance(value, dict) or not isinstance(value.get("manifest"), dict | None):
+            raise ContentError("artifacts.json", f"entry {key!r} is not an artifact object")
+    run = manifest.get("run")
+    if not isinstance(run, dict) or not all(isinstance(run.get(k), str) for k in _RUN_IDENTITY):
+        raise ContentError(MANIFEST, f"run needs {', '.join(_RUN_IDENTITY)} as strings")
     for cell in cells:
         try:
             cell_id = int(cell["id"])
@@ -566,6 +577,52 @@ def load_content(bundle: Bundle) -> Content:
         except ValueError:
             raise ContentError("summaries.json", f"entry {key!r} is not a cell id") from None
     return content
+
+
+_CELL_FIELDS: Final[dict[str, type | tuple[type, ...]]] = {
+    "id": int,
+    "node": str,
+    "workload": str,
+    "bucket": str,
+    "engine": str,
+    "config": dict,
+    "key": str,
+    "state": str,
+    "attempts": int,
+    "samples": list,
+}
+_GATE_FIELDS: Final[dict[str, type | tuple[type, ...]]] = {
+    "gate": str,
+    "verdict": str,
+    "node": str,
+    "workload": str,
+    "bucket": str,
+    "detail": str,
+}
+_THERMAL_FIELDS: Final[dict[str, type | tuple[type, ...]]] = {"node": str, "t_ns": int, "state": dict}
+_PROBE_FIELDS: Final[dict[str, type | tuple[type, ...]]] = {
+    "node": str,
+    "phase": str,
+    "taken_at": str,
+    "facts": dict,
+}
+_RUN_IDENTITY: Final = ("name", "contract_hash", "started_at", "status")
+
+
+def _check_entries(path: str, entries: list[Any], fields: Mapping[str, type | tuple[type, ...]]) -> None:
+    """Every entry an object with `fields` of the right JSON types (bool is not an int here)."""
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ContentError(path, f"entry {index} is not an object")
+        for name, kind in fields.items():
+            value = entry.get(name)
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ContentError(path, f"entry {index}: {name!r} missing or not {_kind_name(kind)}")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {int: "an integer", str: "a string", dict: "an object", list: "a list"}
+    return names.get(kind, str(kind)) if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
 
 
 def cell_name(cell: Mapping[str, Any]) -> str:
@@ -708,6 +765,10 @@ def import_bundle(path: str | os.PathLike[str], store: Store) -> ImportResult:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
         raise StoreError(f"{store.path}: import failed: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(
+            f"{report.source}: malformed content ({type(exc).__name__}: {exc}); nothing imported"
+        ) from None
     finally:
         conn.close()
     return result
