@@ -20,7 +20,7 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from fleet_tui.analysis.evidence import CellEvidence, RunEvidence, key_difference
+from fleet_tui.analysis.evidence import ENGINE_KEY_FIELDS, CellEvidence, RunEvidence, key_difference
 from fleet_tui.analysis.runstats import compare_run_values
 from fleet_tui.analysis.tables import (
     Cell,
@@ -213,10 +213,12 @@ def compare_cells(
     reference_name: str,
     *,
     scale: float = 1.0,
+    across_engines: bool = False,
 ) -> Ratio:
     """`ev` against `reference` for a ratio metric; every rule of the module doc applied.
 
-    `scale` multiplies this cell's values (the price ratio for the cost metric)."""
+    `scale` multiplies this cell's values (the price ratio for the cost metric);
+    `across_engines` leaves the engine's own key fields out of the comparability check."""
 
     def insufficient(reason: str) -> Ratio:
         r = Ratio(
@@ -232,7 +234,7 @@ def compare_cells(
         return insufficient(f"reference cell {reference.cell.state}")
     if metric not in RATIO_METRICS:
         return insufficient(f"{metric} is shown, not tested (one value per cell)")
-    differences = key_difference(ev.key, reference.key)
+    differences = key_difference(ev.key, reference.key, ENGINE_KEY_FIELDS if across_engines else ())
     if differences:
         return insufficient("not comparable: " + "; ".join(differences))
     mine, theirs = metric_values(ev, metric), metric_values(reference, metric)
@@ -325,7 +327,7 @@ def build_cell(
         flags=tuple(dict.fromkeys(flags)),
         warnings=tuple(condition_warnings(ev, reference)),
         floors_met=not blocked,
-        comparable=reference is None or not key_difference(ev.key, reference.key),
+        comparable=not (ratio is not None and (ratio.reason or "").startswith("not comparable")),
         ratio=ratio,
         throughput_per_s=1000.0 / p50.value if p50 and p50.value > 0 else None,
         tokens_per_s=tokens,
@@ -714,7 +716,7 @@ def coreml_vs_mlx_table(
         for ev in coreml:
             reference = mlx_reference(ev, list(p.cells.values()))
             ref_name = reference.cell.key.rsplit("/", 1)[-1] if reference else "MLX"
-            ratio = compare_cells(ev, reference, "p95", min_effect, ref_name)
+            ratio = compare_cells(ev, reference, "p95", min_effect, ref_name, across_engines=True)
             if reference is None:
                 ratio = _with_text(
                     Ratio(

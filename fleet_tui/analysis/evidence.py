@@ -181,10 +181,19 @@ def comparability_key(
     return tuple(items)
 
 
-def key_difference(a: Sequence[tuple[str, str]], b: Sequence[tuple[str, str]]) -> list[str]:
-    """What differs between two keys, as "name a vs b" strings (empty when comparable)."""
+ENGINE_KEY_FIELDS: tuple[str, ...] = ("engine", "config.", "lib.mlx", "lib.coremltools")
+"""Key fields that name the engine itself: ignored when two engines are compared on purpose
+(Core ML against MLX on the same node)."""
+
+
+def key_difference(
+    a: Sequence[tuple[str, str]], b: Sequence[tuple[str, str]], ignore: Sequence[str] = ()
+) -> list[str]:
+    """What differs between two keys, as "name a vs b" strings (empty when comparable).
+    Fields starting with any prefix in `ignore` are left out."""
     da, db = dict(a), dict(b)
-    return [f"{k} {da.get(k)} vs {db.get(k)}" for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+    names = [k for k in sorted(set(da) | set(db)) if not any(k.startswith(p) for p in ignore)]
+    return [f"{k} {da.get(k)} vs {db.get(k)}" for k in names if da.get(k) != db.get(k)]
 
 
 def _cold_starts(summary: Mapping[str, Any] | None) -> tuple[float, ...]:

@@ -23,6 +23,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from statistics import NormalDist
 
 from fleet_tui.analysis.tables import Verdict
 from node_agent.tdist import t_ppf, t_sf
@@ -128,19 +129,12 @@ def runs_needed(sd_log: float, min_effect: float, conf: float = 1 - ALPHA, power
         z = t_ppf(1.0 - (1.0 - conf) / 2.0, df) + t_ppf(power, df)
         return z * sd_log * math.sqrt(2.0 / runs) <= delta
 
-    # The condition is monotone in R: gallop to a bracket, then bisect.
-    low, high = 1, 2
-    while not enough(high):
-        if high >= MAX_RUNS_NEEDED:
-            return MAX_RUNS_NEEDED
-        low, high = high, min(2 * high, MAX_RUNS_NEEDED)
-    while high - low > 1:
-        mid = (low + high) // 2
-        if enough(mid):
-            high = mid
-        else:
-            low = mid
-    return high
+    # t quantiles exceed normal ones, so the normal-approximation answer is a lower bound: step up.
+    z = NormalDist().inv_cdf(1.0 - (1.0 - conf) / 2.0) + NormalDist().inv_cdf(power)
+    runs = max(2, math.ceil(2.0 * (z * sd_log / delta) ** 2))
+    while runs < MAX_RUNS_NEEDED and not enough(runs):
+        runs += 1
+    return min(runs, MAX_RUNS_NEEDED)
 
 
 def hodges_lehmann_ratio(a: Sequence[float], b: Sequence[float]) -> float | None:

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 RUNS = 5
 BUCKET = "b8"
 
-SLOW_SITE = '''\
+SLOW_SITE = """\
 import sys
 import threading
 
@@ -48,7 +48,7 @@ def _burn(frame, event, arg):
 
 sys.setprofile(_burn)
 threading.setprofile(_burn)
-'''
+"""
 
 
 def _spec() -> str:
