@@ -5,6 +5,7 @@ empty store and compared; and the CLI's exit codes (0 ok, 1 tamper, 2 unreadable
 from __future__ import annotations
 
 import functools
+import io
 import json
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import export_fixture
 import pytest
 
+from fleet_tui.analysis.gates import GateVerdict
 from fleet_tui.export import bundle, render
 from fleet_tui.export.bundle import SUMS, Bundle, import_bundle, read_bundle, sums_text, verify
 from fleet_tui.export_commands import bundle_exports, table_for_run
@@ -172,10 +174,10 @@ def test_missing_extra_and_unsafe_files_are_named(tmp_path: Path) -> None:
         for name, data in small_bundle().items():
             info = tarfile.TarInfo(f"run/{name}")
             info.size = len(data)
-            tar.addfile(info, __import__("io").BytesIO(data))
+            tar.addfile(info, io.BytesIO(data))
         info = tarfile.TarInfo("run/../../escape.txt")
         info.size = 1
-        tar.addfile(info, __import__("io").BytesIO(b"x"))
+        tar.addfile(info, io.BytesIO(b"x"))
     report = verify(evil)
     assert any(p.kind == "unsafe" and "escape.txt" in p.where for p in report.problems)
     assert not (tmp_path.parent / "escape.txt").exists()
@@ -219,6 +221,10 @@ def _row_counts(store: Store) -> dict[str, int]:
         conn.close()
 
 
+def _verdicts(verdicts: list[GateVerdict]) -> list[tuple[object, ...]]:
+    return [(v.gate, v.verdict, v.node, v.cell_key, v.detail, v.value) for v in verdicts]
+
+
 def _assert_same_run(a: Store, run_a: int, b: Store, run_b: int) -> None:
     ra, rb = a.run(run_a), b.run(run_b)
     assert (ra.name, ra.contract_hash, ra.started_at, ra.status, ra.spec_toml, ra.versions) == (
@@ -237,8 +243,7 @@ def _assert_same_run(a: Store, run_a: int, b: Store, run_b: int) -> None:
         for phase in ("warmup", "measure", "sustained"):
             assert a.samples(ca.id, phase) == b.samples(cb.id, phase)
         assert a.result(ca.id) == b.result(cb.id)
-    strip = lambda vs: [(v.gate, v.verdict, v.node, v.cell_key, v.detail, v.value) for v in vs]  # noqa: E731
-    assert strip(a.gate_verdicts(run_a)) == strip(b.gate_verdicts(run_b))
+    assert _verdicts(a.gate_verdicts(run_a)) == _verdicts(b.gate_verdicts(run_b))
     assert [(p.node, p.t_ns, p.state) for p in a.thermal(run_a)] == [
         (p.node, p.t_ns, p.state) for p in b.thermal(run_b)
     ]
