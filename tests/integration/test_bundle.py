@@ -316,3 +316,36 @@ def test_read_bundle_strips_the_tarball_folder(tmp_path: Path) -> None:
     path = bundle.write(small_bundle(), tmp_path / "named.tar.gz")
     read = read_bundle(path)
     assert isinstance(read, Bundle) and set(read.files) == set(small_bundle())
+
+
+@pytest.mark.slow
+def test_bundle_of_a_real_sweep_verifies_against_the_agents_own_summaries(
+    sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A real sweep on the local node (numpy and MLX, a short sustained phase): the summaries
+    and verdicts the agent and the sweep stored are exactly what verify recomputes."""
+    from sweep_harness import local_node, run_cli, spec_text, write_setup
+
+    spec = spec_text(
+        workloads=(("mlp", (("b1", 1000.0), ("b8", 1000.0))),),
+        engines='numpy = [{ dtype = "fp64" }]\nmlx = [{ device = "cpu", dtype = "fp32" }]',
+        nodes=["local"],
+        numeric=True,
+    ).replace("sustained_minutes = 0", "sustained_minutes = 0.02")
+    inventory, spec_path, db = write_setup(tmp_path, [local_node()], spec)
+    swept = run_cli(["sweep", str(spec_path), "--inventory", str(inventory), "--db", str(db)], sweep_env)
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    out = tmp_path / "real.tar.gz"
+    made = run_cli(["bundle", "1", "--db", str(db), "--output", str(out)], sweep_env)
+    assert made.returncode == 0, made.stderr
+    report = verify(out)
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.cells_checked == 4 and report.verdicts_checked > 0
+    content = bundle.load_content(read_bundle(out))
+    assert all(s["summary"].get("drift") for s in content.summaries.values()), "no sustained phase ran"
+    with Store.open(db) as original, Store.open(tmp_path / "imported.db") as imported:
+        result = import_bundle(out, imported)
+        _assert_same_run(original, 1, imported, result.run_id)
+        assert render(table_for_run(imported, result.run_id), "md") == render(
+            table_for_run(original, 1), "md"
+        )
