@@ -155,10 +155,31 @@ def _where(row: Row) -> str:
 # --- charts -----------------------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(
+    width: float,
+    height: float,
+    *,
+    left: float = 0.7,
+    right: float = 1.5,
+    bottom: float = 0.5,
+    top: float = 0.2,
+    hspace: float | None = None,
+    wspace: float | None = None,
+) -> Figure:
+    """A figure with fixed margins in inches (constrained layout would double the drawing time;
+    the right margin holds the legend)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100)
+    fig.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        hspace=hspace,
+        wspace=wspace,
+    )
+    return fig
 
 
 def _svg(fig: Figure) -> str:
@@ -276,7 +297,7 @@ def _distribution_figure(
     columns = [c for c in table.columns if any((r.key, c.key) in by_key for r in rows)]
     if not columns:
         return None
-    fig = _figure(7.5, 0.6 + 0.45 * len(rows) * len(columns))
+    fig = _figure(9.0, 0.7 + 0.3 * len(rows) * len(columns) + 0.15 * len(rows), left=2.3)
     ax = fig.add_subplot()
     positions, labels, used = [], [], []
     y = 0.0
@@ -326,7 +347,7 @@ def _p95_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[str, 
     points = [(i, j, col, cell) for i, _, j, col, cell in _cells_of(table, rows) if cell.p95_ms is not None]
     if not points:
         return None
-    fig = _figure(7.5, 3.2)
+    fig = _figure(9.0, 3.2, bottom=0.8)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(table.columns))
     used = []
@@ -357,7 +378,7 @@ def _sustained_figure(table: ComparisonTable, column: Column, charts: ChartData)
     drawn, left_out = series[:MAX_SUSTAINED_PANELS], max(0, len(series) - MAX_SUSTAINED_PANELS)
     ncols = 2 if len(drawn) > 1 else 1
     nrows = -(-len(drawn) // ncols)
-    fig = _figure(9.0, 0.5 + 1.7 * nrows)
+    fig = _figure(9.0, 0.3 + 1.7 * nrows, left=0.7, right=0.25, bottom=0.45, top=0.3, hspace=0.7, wspace=0.2)
     grid = fig.subplots(nrows, ncols, squeeze=False)
     axes = [ax for line in grid for ax in line]
     for ax in axes[len(drawn) :]:
@@ -392,7 +413,7 @@ def _cost_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[str,
     ]
     if not bars:
         return None
-    fig = _figure(7.5, 3.0)
+    fig = _figure(9.0, 3.0, bottom=0.8, left=0.8)
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(table.columns))
     used = []

@@ -106,7 +106,8 @@ def main() -> int:
 
         figures["import"] = timed(args.repeat, imp)
         print(
-            f"run with {big.samples:,} samples (fixture built in {build_s:.1f} s), bundle {path.stat().st_size / 1e6:.1f} MB"
+            f"run with {big.samples:,} samples (fixture built in {build_s:.1f} s), "
+            f"bundle {path.stat().st_size / 1e6:.1f} MB"
         )
         for name, value in figures.items():
             target = TARGETS[name]
@@ -114,7 +115,8 @@ def main() -> int:
                 f"{name:24s} {value:6.2f} s   target < {target:g} s   {'ok' if value < target else 'MISSED'}"
             )
         print(
-            f"{'fleet-tui export --format html':24s} {cli_s:6.2f} s   (subprocess, with interpreter and imports)"
+            f"{'fleet-tui export --format html':24s} {cli_s:6.2f} s   "
+            "(subprocess, with interpreter and imports)"
         )
         return 0
     finally:
