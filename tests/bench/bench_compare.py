@@ -62,7 +62,7 @@ def build(path: Path, runs: int, samples: int) -> int:
     with Store.open(path) as store:
         store.upsert_nodes(NODES)
         plan = build_plan(spec, NODES)
-        cells = [c for c in plan.cells][:50]
+        cells = list(plan.cells)[:50]
         template = stats.summarize(
             [rng.lognormvariate(14, 0.1) for _ in range(1000)], run_ids=[i % 5 for i in range(1000)]
         )
@@ -117,8 +117,15 @@ def main_bench() -> None:
         cli_s = time.perf_counter() - started
         assert proc.returncode == 0, proc.stderr.decode()
         print(
-            f"fleet-tui compare (subprocess, latest run, {len(proc.stdout.splitlines())} lines): {cli_s:.3f} s"
+            f"fleet-tui compare (subprocess, latest run, {len(proc.stdout.splitlines())} lines): "
+            f"{cli_s:.3f} s"
         )
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", "from node_agent.tdist import t_ppf; t_ppf(0.975, 4.0)"], check=True
+        )
+        tdist_s = time.perf_counter() - started
+        print(f"  of which start-up of the t distribution (node_agent.tdist) alone: {tdist_s:.3f} s")
         times = sorted(_in_process(["compare", "--db", str(db)]) for _ in range(5))
         print(f"compare in-process: median {times[2]:.3f} s, min {times[0]:.3f} s")
         times = sorted(_in_process(["compare", "1", str(opts.runs), "--db", str(db)]) for _ in range(5))
