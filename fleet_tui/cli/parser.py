@@ -97,6 +97,93 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
 
 
+METRICS = ("p50", "p95", "cold", "drift", "share", "cost")
+
+
+def _table_options(parser: argparse.ArgumentParser) -> None:
+    """What shapes a comparison table: compare, capex and export share these."""
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=0.02,
+        metavar="F",
+        help="smallest change that counts as faster/slower, a fraction (default: 0.02 = 2%%)",
+    )
+    parser.add_argument(
+        "--utilisation",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="fraction of hours a rented node is used, for the payback (default: 1.0)",
+    )
+    parser.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
+
+
+def _baseline_and_metric(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline", metavar="NODE|CHIP", help="baseline column (default: the first node)")
+    parser.add_argument(
+        "--metric", choices=METRICS, default="p95", help="what the ratios compare (default: p95)"
+    )
+
+
+def _runs_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="run ids (default: the latest run)")
+
+
+def _compare_options(parser: argparse.ArgumentParser) -> None:
+    _baseline_and_metric(parser)
+    parser.add_argument(
+        "--against", metavar="NAME", help="compare with the named baseline run (exit 1 on regression)"
+    )
+    parser.add_argument(
+        "--format", metavar="FMT", help="text (default), or an export format: csv md json html"
+    )
+    _table_options(parser)
+
+
+def _capex_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", metavar="FMT", help="text (default), or an export format: csv md json html"
+    )
+    _table_options(parser)
+
+
+def _baseline_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    set_parser = actions.add_parser("set", help="name RUN as baseline NAME (replaces an earlier one)")
+    set_parser.add_argument("name", metavar="NAME")
+    set_parser.add_argument("run", metavar="RUN")
+    _add_common(set_parser, json_flag=False)
+    list_parser = actions.add_parser("list", help="list the named baselines")
+    _add_common(list_parser, json_help="a JSON list of baselines")
+    parser.set_defaults(json=False)
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run id (see: fleet-tui runs)")
+
+
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format", metavar="FMT", help="csv | md | json | html (default: from --output's suffix)"
+    )
+    _baseline_and_metric(parser)
+    _table_options(parser)
+
+
+def _bundle_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", metavar="RUN|verify", help="the run to bundle, or `verify`")
+    parser.add_argument("path", nargs="?", metavar="PATH", help="with verify: the bundle folder or .tar.gz")
+
+
+def _bundle_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", metavar="PATH", help="bundle folder (new or empty) or PATH.tar.gz")
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder or .tar.gz")
+
+
 @dataclass(frozen=True)
 class Command:
     """One row of the command table."""
@@ -108,6 +195,10 @@ class Command:
     ssh: bool = True
     """Takes the SSH options (--known-hosts, --accept-new-host-keys, --connect-timeout)."""
     json_help: str = "one JSON object per line"
+    json: bool = True
+    """Takes --json (output that is data)."""
+    description: str | None = None
+    usage: str | None = None
     arguments: Callable[[argparse.ArgumentParser], None] | None = None
     """Positional arguments (added before the common options)."""
     options: Callable[[argparse.ArgumentParser], None] | None = None
@@ -138,6 +229,69 @@ COMMANDS: tuple[Command, ...] = (
         ssh=False,
         json_help="a JSON list of runs, each with its id",
     ),
+    Command(
+        "compare",
+        "SoC side by side (one run), run vs run (two), or against a named baseline",
+        "fleet_tui.cli.compare:cmd_compare",
+        ssh=False,
+        json=False,
+        description="Compare stored runs. One run: nodes side by side against a baseline node. Two runs "
+        "sharing nodes: run vs run, regressions first. --against NAME: the run (default: the latest) "
+        "against a named baseline, exit 1 on a significant regression.",
+        arguments=_runs_argument,
+        options=_compare_options,
+    ),
+    Command(
+        "capex",
+        "cost per million inferences, purchase payback and the cheapest tier per workload",
+        "fleet_tui.cli.compare:cmd_capex",
+        ssh=False,
+        json=False,
+        arguments=_runs_argument,
+        options=_capex_options,
+    ),
+    Command(
+        "baseline",
+        "name a run as a baseline, or list the named baselines",
+        "fleet_tui.cli.compare:cmd_baseline",
+        ssh=False,
+        json=False,
+        arguments=_baseline_arguments,
+    ),
+    Command(
+        "export",
+        "write the compare table of a run as CSV, Markdown, JSON or an offline HTML report",
+        "fleet_tui.cli.exports:cmd_export",
+        ssh=False,
+        json=False,
+        description="Write the table `fleet-tui compare RUN` shows (same options) to a file: tidy CSV, "
+        "GitHub Markdown, versioned JSON, or a self-contained HTML report with charts.",
+        arguments=_export_arguments,
+        options=_export_options,
+    ),
+    Command(
+        "bundle",
+        "write a run's hashed acceptance bundle, or verify one (bundle verify PATH)",
+        "fleet_tui.cli.exports:cmd_bundle",
+        ssh=False,
+        json_help="verify: the report as one JSON object",
+        usage="fleet-tui bundle RUN --output PATH\n       fleet-tui bundle verify PATH [--json]",
+        description="bundle RUN --output PATH writes the spec and input contract, artifact manifests, node "
+        "facts, raw samples, summaries, gate verdicts, exports and charts with a SHA256SUMS, as a folder or "
+        "a .tar.gz (by the suffix). bundle verify PATH checks every hash and recomputes the summaries and "
+        "gate verdicts from the raw samples: exit 0 ok, 1 changed/missing/extra files or disagreeing "
+        "figures, 2 not a readable bundle.",
+        arguments=_bundle_arguments,
+        options=_bundle_options,
+    ),
+    Command(
+        "import",
+        "merge a verified bundle into the store (importing the same run twice changes nothing)",
+        "fleet_tui.cli.exports:cmd_import",
+        ssh=False,
+        json=False,
+        arguments=_import_arguments,
+    ),
 )
 
 
@@ -154,10 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(handler=_lazy(TUI_HANDLER))
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help)
+        sub = subparsers.add_parser(
+            command.name, help=command.help, description=command.description, usage=command.usage
+        )
         if command.arguments is not None:
             command.arguments(sub)
-        _add_common(sub, json_help=command.json_help)
+        _add_common(sub, json_flag=command.json, json_help=command.json_help)
         if command.ssh:
             _add_ssh(sub)
         if command.options is not None:

@@ -21,6 +21,7 @@ current attempt only, so a retried cell never mixes data from a lost attempt.
 
 from __future__ import annotations
 
+from fleet_tui.store.baselines import BaselineQueries
 from fleet_tui.store.cells import CellQueries
 from fleet_tui.store.nodes import NodeQueries
 from fleet_tui.store.records import (
@@ -51,7 +52,7 @@ from fleet_tui.store.schema import (
 )
 
 
-class Store(NodeQueries, CellQueries, SampleQueries, ResultQueries):
+class Store(NodeQueries, CellQueries, SampleQueries, ResultQueries, BaselineQueries):
     """The sweep store. `Store.open(path)`; use as a context manager to close it.
 
     One facade over the query groups (one module each); callers only ever see `Store`.

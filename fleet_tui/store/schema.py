@@ -124,5 +124,13 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 3: `probes(run_id)` (a run's facts snapshots) read without scanning every probe ever taken.
     ("CREATE INDEX probes_run ON probes(run_id)",),
+    # 4: named baselines (`fleet-tui baseline set NAME RUN`, `compare --against NAME`).
+    (
+        """CREATE TABLE baselines (
+            name TEXT PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -163,7 +163,7 @@ class NodeCpu:
 
 def node_cpu_per_probe(runs: int) -> NodeCpu:
     """CPU one probe costs a node, measured on the real zipapp run by the nodes' python."""
-    from fleet_tui.deploy import _CHECK_SNIPPET, build_agent_zipapp
+    from fleet_tui.fleet.deploy import _CHECK_SNIPPET, build_agent_zipapp
 
     with tempfile.TemporaryDirectory(prefix="fleet-bench-agent-") as tmp:
         bundle = build_agent_zipapp(Path(tmp))

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleet_tui.analysis.gates import CellOutcome, thermal_drift
+from fleet_tui.analysis.gates import thermal_drift
+from fleet_tui.model.gates import CellOutcome
 from node_agent import measure, stats
 from node_agent.measure import Harness, MeasureSettings
 
