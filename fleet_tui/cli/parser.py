@@ -95,6 +95,12 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; run nothing")
     parser.add_argument("--resume", metavar="RUN", help="run only the unfinished cells of run RUN")
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="an inconclusive gate (too little data to decide) fails the run (exit 1); by default it is "
+        "shown and does not fail",
+    )
 
 
 METRICS = ("p50", "p95", "cold", "drift", "share", "cost")

@@ -209,6 +209,7 @@ async def _sweep(
                     stop,
                     resume_run=resume,
                     versions=versions,
+                    strict=bool(getattr(args, "strict", False)),
                 )
             except Interrupted as exc:
                 progress.close()
@@ -245,6 +246,10 @@ def result_json(result: SweepResult) -> dict[str, Any]:
         "signal": result.interrupted_signal,
         "cells": result.cells,
         "gates": result.report.counts(),
+        "inconclusive": [
+            {"gate": v.gate, "node": v.node, "cell": v.cell_key, "detail": v.detail}
+            for v in result.report.inconclusive
+        ],
         "failures": [
             {
                 "gate": v.gate,
@@ -287,11 +292,14 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
     counts = result.report.counts()
     print(
         f"\nrun {result.run_id}: {result.status} in {result.wall_s:.1f} s; cells: {cells}; "
-        f"gates: {counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped",
+        f"gates: {counts['pass']} pass, {counts['fail']} fail, {counts['inconclusive']} inconclusive, "
+        f"{counts['skipped']} skipped",
         file=out,
     )
     for verdict in result.report.failures:
         print(f"  GATE FAILED {verdict.gate}: {verdict.detail}", file=out)
+    for verdict in result.report.inconclusive:
+        print(f"  GATE INCONCLUSIVE {verdict.gate}: {verdict.detail}", file=out)
     # One line per (state, node, reason): a node that is down loses every cell for one reason,
     # and repeating a long host-key message per cell buries it.
     groups: dict[tuple[str, str, str], list[str]] = {}
@@ -324,6 +332,15 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
         )
     elif result.report.failures:
         print(f"{len(result.report.failures)} gate(s) failed (exit 1)", file=out)
+    elif result.report.inconclusive:
+        n = len(result.report.inconclusive)
+        if result.exit_code:
+            print(f"{n} gate(s) inconclusive: too little data to decide (--strict: exit 1)", file=out)
+        else:
+            print(
+                f"no gate failed; {n} inconclusive (too little data to decide; --strict fails them) (exit 0)",
+                file=out,
+            )
     else:
         print("all gates pass (exit 0)", file=out)
     out.flush()

@@ -562,9 +562,12 @@ async def probe_end(
 
 
 def finish_run(
-    store: Store, run_id: int, spec: SweepSpec, *, interrupted: bool
+    store: Store, run_id: int, spec: SweepSpec, *, interrupted: bool, strict: bool = False
 ) -> tuple[str, int, GateReport]:
-    """Evaluate and store the gates over the whole run, then set and return its status and exit code."""
+    """Evaluate and store the gates over the whole run, then set and return its status and exit code.
+
+    `strict`: an inconclusive gate (too little data to decide) fails the run like a failed one.
+    """
     report = evaluate_gates(store.outcomes(run_id), spec.gates, spec.budgets())
     store.add_gate_verdicts(run_id, report.verdicts)
     cells = store.cells_for(run_id)
@@ -573,7 +576,7 @@ def finish_run(
     elif any(c.state not in MEASURED_OK for c in cells):
         status, code = "incomplete", ExitCode.INCOMPLETE
     else:
-        status, code = "complete", ExitCode.OK if report.passed else ExitCode.GATE_FAILED
+        status, code = "complete", report.exit_code(strict=strict)
     store.set_run_status(run_id, status, code)
     return status, code, report
 
@@ -590,6 +593,7 @@ async def run_sweep(
     resume_run: int | None = None,
     cache: Path | None = None,
     versions: Mapping[str, Any] | None = None,
+    strict: bool = False,
 ) -> SweepResult:
     """Run a new sweep of `spec` over `nodes` (the spec's targets), or resume run `resume_run`.
 
@@ -661,7 +665,7 @@ async def run_sweep(
             store.mark_cell(
                 cell.id, "pending", f"interrupted during attempt {cell.attempts} (its samples are kept)"
             )
-    status, code, report = finish_run(store, run_id, spec, interrupted=interrupted)
+    status, code, report = finish_run(store, run_id, spec, interrupted=interrupted, strict=strict)
     counts: dict[str, int] = {}
     all_cells = store.cells_for(run_id)
     for cell in all_cells:

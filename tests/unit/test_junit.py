@@ -106,3 +106,31 @@ def test_unfinished_cells_are_errors_and_the_file_is_written(tmp_path: Path) -> 
     out = tmp_path / "junit.xml"
     write_junit(out, text)
     assert ET.parse(out).getroot().get("tests") == "3"
+
+
+def test_an_inconclusive_gate_is_a_skipped_case_that_says_why(tmp_path: Path) -> None:
+    from fleet_tui.model.gates import GateVerdict
+
+    store, run_id = _stored_run(tmp_path)
+    store.add_gate_verdicts(
+        run_id,
+        [
+            GateVerdict(
+                gate="thermal_drift",
+                verdict="inconclusive",
+                node="mac",
+                workload="mlp",
+                bucket="b1",
+                cell_id=None,
+                cell_key="mlp/b1/numpy:fp64",
+                detail="ratio 1.19x [1.12, 1.27] straddles 1.2",
+            )
+        ],
+    )
+    root = ET.fromstring(junit_for_run(store, run_id))
+    case = next(c for c in root.iter("testcase") if c.get("name") == "thermal_drift mlp/b1/numpy:fp64")
+    skipped = case.find("skipped")
+    assert skipped is not None and skipped.get("type") == "inconclusive"
+    assert (skipped.get("message") or "").startswith("inconclusive: ratio 1.19x")
+    assert case.find("failure") is None
+    store.close()

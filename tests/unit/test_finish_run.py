@@ -1,0 +1,44 @@
+"""The run's exit from its gates: an inconclusive gate is shown, and fails the run only with --strict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet_tui.config.inventory import Node
+from fleet_tui.config.spec import parse_spec
+from fleet_tui.store import Store
+from fleet_tui.sweep.plan import build_plan
+from fleet_tui.sweep.scheduler import finish_run
+
+SPEC = """\
+name = "strict-test"
+[[workload]]
+name = "mlp"
+  [[workload.bucket]]
+  name = "b1"
+  budget_ms = 2.0
+[engines]
+numpy = [{}]
+"""
+LINUX = {"os": "linux", "engines": {"numpy": "available"}}
+
+
+@pytest.mark.parametrize(("strict", "expected"), [(False, 0), (True, 1)])
+def test_a_gate_on_a_cell_below_its_floor_is_inconclusive(
+    tmp_path: Path, strict: bool, expected: int
+) -> None:
+    spec = parse_spec(SPEC)
+    with Store.open(tmp_path / "fleet.db") as store:
+        run_id = store.create_run(spec)
+        (cell_id,) = store.add_cells(run_id, build_plan(spec, [Node(name="n", host="h")], {"n": LINUX}).cells)
+        # 13 samples, far below the p95 floor: well within budget, yet nothing can be concluded.
+        store.add_result(cell_id, {"p95": 1.0e6, "n": 13, "flags": ["few_samples_p95"]})
+        status, code, report = finish_run(store, run_id, spec, interrupted=False, strict=strict)
+        verdicts = {v.gate: v.verdict for v in report.verdicts}
+        assert verdicts["over_budget"] == "inconclusive"
+        assert status == "complete" and code == expected
+        assert store.run(run_id).exit_code == expected
+        stored = {v.gate: v.verdict for v in store.gate_verdicts(run_id)}
+        assert stored["over_budget"] == "inconclusive"
