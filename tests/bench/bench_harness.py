@@ -135,14 +135,16 @@ def hand_loop(engine: Any, calls: int) -> list[int]:
     return list(samples)
 
 
-def harness_block(harness: measure.Harness, mode: str, loops: int) -> list[int]:
+def harness_block(harness: measure.Harness, mode: str, loops: int) -> list[float]:
     """One harness measurement block (warmup done once before), per-call ns samples."""
     record = measure.RunRecord(mode=mode, loops=loops)
     harness.measure(record)
     return list(record.measured)
 
 
-def interleaved(engine: Any, blocks: int, block_s: float, min_block: int) -> tuple[str, list[int], list[int]]:
+def interleaved(
+    engine: Any, blocks: int, block_s: float, min_block: int
+) -> tuple[str, list[float], list[int]]:
     """Harness and hand loop in alternating blocks (AB BA AB ...), the same calls per block.
 
     The harness picks its mode and warms up once; each block then holds a fixed number of
@@ -162,7 +164,7 @@ def interleaved(engine: Any, blocks: int, block_s: float, min_block: int) -> tup
         {"min_samples": per_block, "max_samples": per_block, "min_duration_s": 0.0, "max_duration_s": 600.0}
     )
     harness = measure.Harness(engine, settings, lambda *a: None)
-    by_harness: list[int] = []
+    by_harness: list[float] = []
     by_hand: list[int] = []
     for block in range(blocks):
         steps = ("harness", "hand") if block % 2 == 0 else ("hand", "harness")
