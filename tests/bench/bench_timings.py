@@ -32,12 +32,13 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from fleet_tui.fleet.agent import agent_events  # noqa: E402
+from sshd import SshdFleet, sshd_missing_reason  # noqa: E402
+
 from fleet_tui.config.inventory import Node  # noqa: E402
+from fleet_tui.fleet.agent import agent_events  # noqa: E402
 from fleet_tui.fleet.probe import probe_fleet  # noqa: E402
 from fleet_tui.fleet.transport.base import NodeError, open_transport  # noqa: E402
 from fleet_tui.fleet.transport.local import LocalTransport  # noqa: E402
-from sshd import SshdFleet, sshd_missing_reason  # noqa: E402
 
 
 def median_s(repeats: int, work: Callable[[], object]) -> float:
