@@ -12,6 +12,7 @@ config, 3 incomplete (node faults), 130 interrupted).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,17 @@ def _add_common(
         parser.add_argument("--json", action="store_true", help=json_help)
 
 
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse turns the ValueError into exit 2 naming the flag)."""
+    value = float(text)
+    if not math.isfinite(value) or value <= 0 or value > 86_400:
+        raise ValueError(text)
+    return value
+
+
+_seconds.__name__ = "number of seconds in (0, 86400]"  # argparse names the type in its error
+
+
 def _add_ssh(parser: argparse.ArgumentParser, *, command: bool = True) -> None:
     parser.add_argument(
         "--accept-new-host-keys",
@@ -67,7 +79,7 @@ def _add_ssh(parser: argparse.ArgumentParser, *, command: bool = True) -> None:
     )
     parser.add_argument(
         "--connect-timeout",
-        type=float,
+        type=_seconds,
         default=_unset(10.0, command),
         metavar="S",
         help="per-node connect timeout in seconds (default: 10)",
@@ -301,6 +313,12 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+def _version() -> str:
+    from fleet_tui import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleet-tui",
@@ -309,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 ok, 1 a gate failed, 2 bad input or config, 3 incomplete (node faults), "
         "130 interrupted (resume with: fleet-tui sweep --resume RUN)",
     )
+    parser.add_argument("--version", action="version", version=f"fleet-tui {_version()}")
     _add_common(parser, json_flag=False, command=False)
     _add_ssh(parser, command=False)
     parser.set_defaults(handler=_lazy(TUI_HANDLER))

@@ -361,6 +361,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from fleet_tui.store import StoreError
 
     path = resolve_db_path(args.db)
+    if path.exists() and not path.is_file():
+        print(f"fleet-tui runs: --db {path} is not a file (a SQLite store is one file)", file=sys.stderr)
+        return ExitCode.BAD_INPUT
     if not path.is_file():
         if args.json:
             print("[]")
@@ -387,7 +390,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=None, separators=(",", ":")))
         return 0
     if not runs:
-        print("no runs")
+        print(f"no runs (store {path})")
         return 0
     header = ("ID", "NAME", "STATUS", "STARTED", "DURATION", "CELLS", "GATES")
     table: list[tuple[str, ...]] = [header]

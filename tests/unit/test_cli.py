@@ -168,3 +168,37 @@ def test_settings_from_the_shared_ssh_flags(tmp_path: Path) -> None:
     )
     defaults = settings_from_args(build_parser().parse_args([]))
     assert defaults.known_hosts is None and not defaults.accept_new_host_keys
+
+
+def test_version_prints_the_package_version() -> None:
+    from fleet_tui import __version__
+
+    result = _run_cli(["--version"])
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == f"fleet-tui {__version__}"
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "1e308", "ten"])
+@pytest.mark.parametrize("where", ["global", "command"])
+def test_a_bad_connect_timeout_is_exit_2_naming_the_flag(value: str, where: str) -> None:
+    argv = (
+        ["--connect-timeout", value, "probe"] if where == "global" else ["probe", "--connect-timeout", value]
+    )
+    with pytest.raises(SystemExit) as raised:
+        build_parser().parse_args(argv)
+    assert raised.value.code == 2
+
+
+def test_runs_names_the_store_it_read(tmp_path: Path) -> None:
+    from fleet_tui.store import Store
+
+    db = tmp_path / "empty.db"
+    Store.open(db).close()
+    result = _run_cli(["runs", "--db", str(db)])
+    assert result.returncode == 0 and f"no runs (store {db})" in result.stdout
+
+
+def test_runs_on_a_directory_is_exit_2_with_the_reason(tmp_path: Path) -> None:
+    result = _run_cli(["runs", "--db", str(tmp_path)])
+    assert result.returncode == 2
+    assert "is not a file" in result.stderr and "Traceback" not in result.stderr
