@@ -291,6 +291,7 @@ async def selftest_and_print(
 
     any_failed_check = False
     failures = 0
+    totals: Counter[str] = Counter()
     async with FleetConnections(settings) as pool:
 
         async def one(node: Node) -> tuple[Node, list[dict[str, Any]], list[str], NodeError | None]:
@@ -305,6 +306,7 @@ async def selftest_and_print(
             if error is not None:
                 failures += 1
             any_failed_check |= any(c.get("status") == "fail" for c in checks)
+            totals.update(str(c.get("status", "?")) for c in checks)
             if as_json:
                 record = {
                     "type": "result",
@@ -330,6 +332,14 @@ async def selftest_and_print(
             if error is None and not checks:
                 print("  (the agent reported no checks)", file=out)
             out.flush()
+    if not as_json:
+        unreached = f", {failures} node(s) not checked" if failures else ""
+        print(
+            f"selftest: {totals['pass']} pass, {totals['fail']} fail, {totals['skipped']} "
+            f"skipped on {len(nodes)} node(s){unreached}",
+            file=out,
+            flush=True,
+        )
     if failures:
         return ExitCode.INCOMPLETE
     return ExitCode.GATE_FAILED if any_failed_check else ExitCode.OK

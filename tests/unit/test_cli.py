@@ -202,3 +202,15 @@ def test_runs_on_a_directory_is_exit_2_with_the_reason(tmp_path: Path) -> None:
     result = _run_cli(["runs", "--db", str(tmp_path)])
     assert result.returncode == 2
     assert "is not a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_selftest_ends_with_its_counts() -> None:
+    inventory = Path(__file__).resolve().parents[2] / "inventory" / "local.toml"
+    result = _run_cli(["selftest", "--inventory", str(inventory)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.splitlines()[-2]  # the line before the harness's own "textual imported"
+    rows = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("  ")]
+    expected = (
+        f"selftest: {rows.count('PASS')} pass, {rows.count('FAIL')} fail, {rows.count('SKIPPED')} skipped"
+    )
+    assert last == f"{expected} on 1 node(s)"
