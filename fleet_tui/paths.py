@@ -4,7 +4,7 @@
 - the cache: $FLEET_TUI_CACHE > $XDG_CACHE_HOME/fleet-tui > ~/.cache/fleet-tui, holding
   `artifacts/` (built model packages) and `agent/` (the agent zipapp)
 
-Any layer may import this module (it is stdlib only and does no I/O).
+Any layer may import this module (it is stdlib only; its one I/O is `make_private_dir`).
 """
 
 from __future__ import annotations
@@ -66,3 +66,23 @@ def artifacts_root(cache: Path | None = None) -> Path:
 def agent_cache_dir(cache: Path | None = None) -> Path:
     """The agent zipapp (agent-<sha256>.pyz) built for deploys, under the cache root (or `cache`)."""
     return (cache or cache_root()) / "agent"
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` and every missing parent as 0700, whatever the umask (a store holds fleet facts).
+
+    Folders that already exist are left as they are.
+    """
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.is_dir():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise
+            continue
+        os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask

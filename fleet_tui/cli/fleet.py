@@ -172,7 +172,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 def record_facts(db_arg: str | None, results: Sequence[ProbeResult], *, err: IO[str]) -> None:
     """Keep every probed node's facts in the store: `sweep --dry-run` plans unsupported cells
     from them. A store that cannot be written costs the operator a warning, never the probe."""
-    from fleet_tui.paths import resolve_db_path
+    from fleet_tui.paths import make_private_dir, resolve_db_path
     from fleet_tui.store import Store, StoreError
 
     probed = [r for r in results if r.ok and r.facts]
@@ -180,7 +180,7 @@ def record_facts(db_arg: str | None, results: Sequence[ProbeResult], *, err: IO[
         return
     path = resolve_db_path(db_arg)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         with Store.open(path) as store:
             for result in probed:
                 assert result.facts is not None

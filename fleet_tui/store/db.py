@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from fleet_tui.paths import resolve_db_path
+from fleet_tui.paths import make_private_dir, resolve_db_path
 from fleet_tui.store.records import CellRow, StoreError
 from fleet_tui.store.schema import BUSY_TIMEOUT_S, MIGRATIONS, SCHEMA_VERSION
 
@@ -40,7 +40,7 @@ class StoreBase:
         """
         db_path = resolve_db_path(path)
         try:
-            db_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dir(db_path.parent)
         except OSError as exc:  # e.g. a path component is a file, or no permission
             raise StoreError(
                 f"{db_path}: cannot create its folder {db_path.parent}: {exc.strerror or exc}"

@@ -3,6 +3,7 @@ round-trips, cell bookkeeping for resume, commit-per-batch durability and reader
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import stat
@@ -484,3 +485,15 @@ def test_outcomes_join_cells_and_results(store: Store, spec: SweepSpec) -> None:
     assert [o.cell_id for o in outcomes] == ids
     assert outcomes[1].summary == {"p95": 2_000_000} and outcomes[1].state == "done"
     assert outcomes[1].config == {"device": "cpu", "dtype": "fp32"} and outcomes[0].summary is None
+
+
+def test_the_store_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        with Store.open(tmp_path / "a" / "b" / "fleet.db"):
+            pass
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    assert stat.S_IMODE((tmp_path / "a" / "b" / "fleet.db").stat().st_mode) == 0o600
