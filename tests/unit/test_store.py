@@ -139,7 +139,7 @@ def test_migrating_a_v1_database_keeps_its_data(tmp_path: Path, spec: SweepSpec)
             7, [GateVerdict("over_budget", "pass", "a", "mlp", "b1", 70, "k", "fine", 1.0, 2.0)]
         )
         store.set_run_status(7, "complete", exit_code=0)
-        assert store.list_runs()[0].gates == {"pass": 1, "fail": 0, "skipped": 0}
+        assert store.list_runs()[0].gates == {"pass": 1, "fail": 0, "inconclusive": 0, "skipped": 0}
         assert store.run(7).exit_code == 0
 
 
@@ -471,7 +471,7 @@ def test_list_runs_summarises_cells_and_gates_newest_first(store: Store, spec: S
     assert [r.id for r in runs] == [second, first]
     old = runs[1]
     assert old.cells == {"done": 1, "pending": 3} and old.nodes == ("a", "b")
-    assert old.gates == {"pass": 0, "fail": 1, "skipped": 1} and old.gates_passed is False
+    assert old.gates == {"pass": 0, "fail": 1, "inconclusive": 0, "skipped": 1} and old.gates_passed is False
     assert runs[0].gates_passed is None and runs[0].status == "running"
     assert old.to_json()["id"] == first and old.to_json()["gates_passed"] is False
     assert store.gate_verdicts(first) == verdicts
