@@ -230,6 +230,10 @@ def over_budget(
         interval = _new_interval(cell.summary, "p95")
         interval_ms = None if interval is None else (interval[0] / 1e6, interval[1] / 1e6)
         verdict, why = _judge(p95_ms, interval_ms, budget, [cell], "p95")
+        fastest = _num(cell, "min")
+        if verdict == "inconclusive" and fastest is not None and fastest / 1e6 > budget:
+            # Every sample is over: the chance that the true p95 is within budget is below 0.05**n.
+            verdict, why = "fail", f"; every sample is over budget (fastest {_ms(fastest)})"
         sign = {"fail": ">", "pass": "<="}.get(verdict, ">" if p95_ms > budget else "<=")
         detail = (
             f"bucket {cell.workload}/{cell.bucket} on {cell.node}, {_engine_key(cell)}: p95 {_ms(p95)} "

@@ -81,10 +81,13 @@ def test_three_node_sweep_records_everything(
     assert phases == sorted((n, ph) for n in ("ssh0", "ssh1", "local") for ph in ("start", "end"))
     # Gates evaluated and stored: budgets pass, numeric checks of MLX pass, Core ML skipped.
     verdicts = store.gate_verdicts(run_id)
-    assert {(v.gate, v.verdict) for v in verdicts if v.gate == "over_budget" and v.verdict != "skipped"} == {
-        ("over_budget", "pass")
-    }
-    assert sum(1 for v in verdicts if v.gate == "over_budget" and v.verdict == "pass") == 12
+    budget = [v for v in verdicts if v.gate == "over_budget" and v.verdict != "skipped"]
+    assert len(budget) == 12 and {v.verdict for v in budget} <= {"pass", "inconclusive"}
+    # A cell below its sample floors (the slow MiniLM cells on this box) is never called a pass.
+    for v in budget:
+        if v.verdict == "inconclusive":
+            assert "inconclusive" in v.detail and ("few_samples" in v.detail or "straddles" in v.detail), v
+    assert any(v.verdict == "pass" for v in budget)
     assert all(
         v.verdict == "pass" for v in verdicts if v.gate == "numeric_drift" and "mlx" in (v.cell_key or "")
     )

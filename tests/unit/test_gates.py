@@ -237,6 +237,16 @@ def test_a_gate_on_a_cell_below_its_floor_is_inconclusive() -> None:
     assert old_verdict.verdict == "inconclusive"
 
 
+def test_a_cell_below_its_floor_whose_every_sample_is_over_budget_fails() -> None:
+    rng = random.Random(2)
+    summary = stats.summarize([rng.lognormvariate(math.log(5e6), 0.05) for _ in range(13)])
+    assert "few_samples_p95" in summary["flags"]
+    [over] = over_budget([_mlx_cell(summary)], {("mlp", "b1"): 1.0})  # every sample is ~5 ms
+    assert over.verdict == "fail" and "every sample is over budget" in over.detail
+    [unsure] = over_budget([_mlx_cell(summary)], {("mlp", "b1"): 5.0})  # the budget is within the data
+    assert unsure.verdict == "inconclusive"
+
+
 def test_old_summaries_keep_the_point_verdict() -> None:
     # No interval_method: the stored pooled interval is not trusted, the point figure decides.
     old = {"p95": 1.95 * MS, "ci95": {"p95": [1.8 * MS, 2.1 * MS]}, "flags": ["need_more_runs"]}
