@@ -136,7 +136,7 @@ class Sweep:
 
     @property
     def final(self) -> dict[str, Any]:
-        return next(e for e in reversed(self.events) if e.get("event") == "sweep_finished")
+        return next(e for e in reversed(self.events) if e.get("type") == "sweep_finished")
 
 
 def run_cli(

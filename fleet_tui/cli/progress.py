@@ -4,8 +4,9 @@
   results, faults) scrolling above the block.
 - `PlainProgress`: timestamped lines, for pipes and CI logs; agent `progress` ticks are
   coalesced to one line per node every `PLAIN_TICK_S`.
-- `JsonProgress`: one JSON object per line (``{"event": ..., "t": ..., "node": ...}``); agent
-  `progress` ticks coalesced to one per node every `JSON_TICK_S`.
+- `JsonProgress`: one JSON object per line (``{"type": ..., "t": ..., "node": ...}``: the same
+  `type` envelope key as every other `--json` stream of fleet-tui); agent `progress` ticks
+  coalesced to one per node every `JSON_TICK_S`.
 
 The scheduler calls `emit(kind, node=..., message=..., **fields)`; `message` is the human text.
 """
@@ -24,6 +25,8 @@ PLAIN_TICK_S: Final = 10.0
 JSON_TICK_S: Final = 0.5
 TTY_REDRAW_S: Final = 0.1
 
+ENVELOPE_KEYS: Final = frozenset({"type", "t", "node", "message"})
+
 TICK_KINDS: Final = frozenset({"cell_progress"})
 """Events that are coalescable (only the latest matters)."""
 STATUS_KINDS: Final = frozenset({"node_status", "cell_progress", "cell_started"})
@@ -41,12 +44,14 @@ class JsonProgress(Progress):
             if now - self._last_tick.get(node, 0.0) < JSON_TICK_S:
                 return
             self._last_tick[node] = now
-        record: dict[str, Any] = {"event": kind, "t": datetime.now(UTC).isoformat(timespec="milliseconds")}
+        record: dict[str, Any] = {"type": kind, "t": datetime.now(UTC).isoformat(timespec="milliseconds")}
         if node is not None:
             record["node"] = node
         if message:
             record["message"] = message
-        record.update(fields)
+        for key, value in fields.items():
+            # The envelope keys always mean the same thing; a field of that name is kept beside them.
+            record[f"{key}_" if key in ENVELOPE_KEYS else key] = value
         self.stream.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
         self.stream.flush()
 

@@ -239,7 +239,7 @@ async def _sweep(
 def result_json(result: SweepResult) -> dict[str, Any]:
     """The final `--json` line: the run's outcome."""
     return {
-        "event": "sweep_finished",
+        "type": "sweep_finished",
         "run_id": result.run_id,
         "status": result.status,
         "exit_code": result.exit_code,

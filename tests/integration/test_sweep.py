@@ -101,7 +101,7 @@ def test_three_node_sweep_records_everything(
             record.versions["artifacts"].values()
         )
     # Progress events for every node, and a JUnit file with one case per cell and per verdict.
-    assert {e.get("node") for e in sweep.events if e.get("event") == "cell_result"} == {
+    assert {e.get("node") for e in sweep.events if e.get("type") == "cell_result"} == {
         "ssh0",
         "ssh1",
         "local",

@@ -34,7 +34,7 @@ NUMPY_AND_MLX = 'numpy = [{ dtype = "fp64" }]\nmlx = [{ device = "cpu", dtype = 
 
 
 def _is_cell_started_on(node: str, event: dict[str, Any]) -> bool:
-    return event.get("node") == node and event.get("event") == "cell_started"
+    return event.get("node") == node and event.get("type") == "cell_started"
 
 
 def sample_rows(db: Path) -> list[tuple[int, int, int, int]]:
@@ -52,7 +52,7 @@ def test_lost_node_marks_cells_lost_and_resume_runs_only_those(
 
     sweep = Sweep(sweep_args(spec_path, inventory, db, fleet), sweep_env)
     # Kill ssh1 once it has sent samples (a cell started and progressed into measuring).
-    sweep.wait_for(lambda e: e.get("node") == "ssh1" and e.get("event") == "cell_started")
+    sweep.wait_for(lambda e: e.get("node") == "ssh1" and e.get("type") == "cell_started")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with sqlite3.connect(db) as conn:
@@ -154,10 +154,10 @@ def test_second_sweep_skips_or_waits_and_never_overlaps(
     wait_spec.write_text(spec_text(name="waiter", scheduler='on_busy = "wait"\nbusy_wait_s = 120'))
 
     first = Sweep(sweep_args(first_spec, inventory, db, fleet), sweep_env)
-    first.wait_for(lambda e: e.get("event") == "cell_started")
+    first.wait_for(lambda e: e.get("type") == "cell_started")
     skipper = Sweep(sweep_args(skip_spec, inventory, db, fleet), sweep_env)
     waiter = Sweep(sweep_args(wait_spec, inventory, db, fleet), sweep_env)
-    waiter.wait_for(lambda e: e.get("event") == "busy")
+    waiter.wait_for(lambda e: e.get("type") == "busy")
 
     assert skipper.finish() == 3, skipper.output
     assert first.finish() == 0, first.output
@@ -207,7 +207,7 @@ def test_a_lying_agent_is_its_nodes_error_only(
     lost = cells["liar"]
     assert lost.state == "lost" and lost.attempts == 2, lost  # retried once, then given up
     assert "protocol_error" in (lost.reason or "") and "not in this job" in (lost.reason or ""), lost
-    assert [e["node"] for e in sweep.events if e.get("event") == "retry"] == ["liar"]
+    assert [e["node"] for e in sweep.events if e.get("type") == "retry"] == ["liar"]
     # Both hanging liars were stopped, not left behind.
     liar_pids = pids.read_text().split()
     assert len(liar_pids) == 2
@@ -243,7 +243,7 @@ def test_unknown_host_key_is_not_retried_and_resume_completes_once_trusted(
 
     sweep = Sweep(args, sweep_env)
     assert sweep.finish() == 3, sweep.output
-    assert not [e for e in sweep.events if e.get("event") == "retry"], sweep.output
+    assert not [e for e in sweep.events if e.get("type") == "retry"], sweep.output
     run_id = sweep.final["run_id"]
     with Store.open(db) as store:
         by_node = {c.node: c for c in store.cells_for(run_id)}
@@ -270,7 +270,7 @@ def test_a_store_failure_is_the_controllers_error_not_the_nodes(
     sweep = Sweep(
         ["sweep", str(spec_path), "--inventory", str(inventory), "--db", str(db), "--json"], sweep_env
     )
-    sweep.wait_for(lambda e: e.get("event") == "cell_started")
+    sweep.wait_for(lambda e: e.get("type") == "cell_started")
     # A second writer takes the write lock and keeps it: the sweep's next write waits out its
     # busy timeout and fails.
     holder = sqlite3.connect(db, isolation_level=None)
@@ -283,5 +283,5 @@ def test_a_store_failure_is_the_controllers_error_not_the_nodes(
     assert "the store failed during the sweep" in sweep.output and "locked" in sweep.output
     assert "Traceback" not in sweep.output
     assert "protocol_error" not in sweep.output
-    assert not [e for e in sweep.events if e.get("event") in ("retry", "node_lost")], sweep.output
+    assert not [e for e in sweep.events if e.get("type") in ("retry", "node_lost")], sweep.output
     assert wait_no_agents(str(isolated_home)) == []  # the agent was stopped, not left measuring

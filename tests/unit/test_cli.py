@@ -214,3 +214,21 @@ def test_selftest_ends_with_its_counts() -> None:
         f"selftest: {rows.count('PASS')} pass, {rows.count('FAIL')} fail, {rows.count('SKIPPED')} skipped"
     )
     assert last == f"{expected} on 1 node(s)"
+
+
+def test_every_json_stream_uses_the_type_envelope_key() -> None:
+    import io
+    import json
+
+    from fleet_tui.cli.progress import JsonProgress
+
+    out = io.StringIO()
+    JsonProgress(out).emit("cell_result", node="n1", message="done", type="agent-said", cell="mlp/b1")
+    record = json.loads(out.getvalue())
+    assert record["type"] == "cell_result" and record["type_"] == "agent-said"
+    assert record["node"] == "n1" and record["cell"] == "mlp/b1" and "event" not in record
+    inventory = Path(__file__).resolve().parents[2] / "inventory" / "local.toml"
+    for command in (["probe"], ["selftest"]):
+        result = _run_cli([*command, "--json", "--inventory", str(inventory)])
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        assert lines and all("type" in line for line in lines), (command, result.stdout)
