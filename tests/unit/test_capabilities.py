@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from fleet_tui.fleet.deploy import build_agent_zipapp
 
+from fleet_tui.fleet.deploy import build_agent_zipapp
 from node_agent import capabilities, facts, workloads
 from node_agent.__main__ import hello_fields, new_sha256
 
