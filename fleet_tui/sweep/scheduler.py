@@ -490,15 +490,52 @@ class SweepScheduler:
         duration = summary.get("duration_s")
         if isinstance(duration, int | float):
             report.measured_s += float(duration)
+        figures = result_figures(summary) if status == "ok" else {}
         if status == "ok":
+            p95_ci = figures["p95"]["ci95"] if figures.get("p95") else None
+            ci_text = f" [{p95_ci[0]:.3f}, {p95_ci[1]:.3f}]" if p95_ci else ""
+            flags = figures.get("flags") or []
             text = (
                 f"done {cell.key}: p50 {format_ns_as_ms(summary.get('p50'))} "
-                f"p95 {format_ns_as_ms(summary.get('p95'))} "
-                f"n={summary.get('n')}"
+                f"p95 {format_ns_as_ms(summary.get('p95'))}{ci_text} "
+                f"n={summary.get('n')}" + (f" flags: {', '.join(flags)}" if flags else "")
             )
         else:
             text = f"{status} {cell.key}" + (f": {reason}" if reason else "")
-        self.progress.emit("cell_result", node=node.name, message=text, cell=cell.key, status=status)
+        self.progress.emit(
+            "cell_result", node=node.name, message=text, cell=cell.key, status=status, **figures
+        )
+
+
+def result_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell summary's headline numbers for `sweep --json`, in milliseconds with the unit named.
+
+    ``{"unit": "ms", "p50": {"value": 1.2, "ci95": [1.1, 1.3] | None}, ..., "n": 662, "runs": 3,
+    "interval_method": ..., "flags": [...]}``; a figure the summary lacks is None.
+    """
+    ci95 = summary.get("ci95") if isinstance(summary.get("ci95"), Mapping) else {}
+    figures: dict[str, Any] = {"unit": "ms"}
+    for name in ("p50", "p95", "p99"):
+        value = summary.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            figures[name] = None
+            continue
+        bounds = ci95.get(name) if isinstance(ci95, Mapping) else None
+        interval = (
+            [float(bounds[0]) / 1e6, float(bounds[1]) / 1e6]
+            if isinstance(bounds, list | tuple)
+            and len(bounds) == 2
+            and all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+            else None
+        )
+        figures[name] = {"value": float(value) / 1e6, "ci95": interval}
+    figures["n"] = summary.get("n") if isinstance(summary.get("n"), int) else None
+    figures["runs"] = summary.get("runs") if isinstance(summary.get("runs"), int) else None
+    method = summary.get("interval_method")
+    figures["interval_method"] = method if isinstance(method, str) else None
+    flags = summary.get("flags")
+    figures["flags"] = [str(f) for f in flags] if isinstance(flags, list) else []
+    return figures
 
 
 # --- a whole sweep ----------------------------------------------------------------------------------

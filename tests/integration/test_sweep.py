@@ -106,6 +106,15 @@ def test_three_node_sweep_records_everything(
         "ssh1",
         "local",
     }
+    # Results carry their numbers for CI, in ms with the unit named, matching the store.
+    done = [e for e in sweep.events if e.get("type") == "cell_result" and e.get("status") == "ok"]
+    assert len(done) == 12
+    by_key = {(c.node, c.key): c for c in cells}
+    for event in done:
+        stored = store.result(by_key[(event["node"], event["cell"])].id)
+        assert stored is not None and event["unit"] == "ms" and event["n"] == stored["n"]
+        assert event["p95"]["value"] == pytest.approx(stored["p95"] / 1e6)
+        assert isinstance(event["flags"], list)
     suites = ET.parse(junit).getroot()
     assert int(suites.get("tests", "0")) == len(cells) + len(verdicts)
     assert int(suites.get("failures", "-1")) == 0
