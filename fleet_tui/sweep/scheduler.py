@@ -613,7 +613,7 @@ def finish_run(
     elif any(c.state not in MEASURED_OK for c in cells):
         status, code = "incomplete", ExitCode.INCOMPLETE
     else:
-        status, code = "complete", report.exit_code(strict=strict)
+        status, code = "complete", ExitCode(report.exit_code(strict=strict))
     store.set_run_status(run_id, status, code)
     return status, code, report
 
