@@ -300,12 +300,12 @@ class JobRunner:
         loops = state.loops or 1
         settings = self.job.settings
         # state.pooled holds raw elapsed ns of `loops` calls; stats divides as floats.
-        summary = stats.cell_summary(
+        summary = stats.cell_figures(
             state.pooled,
             state.run_ids,
             per_run,
+            mode=mode,
             loops=loops,
-            micro=mode == "micro",
             clock_resolution_ns=self.clock["resolution_ns"],
             want_p99=settings.p99,
             epsilon=settings.epsilon,
@@ -314,10 +314,6 @@ class JobRunner:
         warmup_converged = all(p.get("warmup_converged", True) for p in per_run)
         if not warmup_converged:
             flags.append("warmup_unconverged")
-        sustained_run = next((p for p in per_run if p.get("drift") is not None), None)
-        drift = sustained_run.get("drift") if sustained_run else None
-        if drift and drift.get("flag"):
-            flags.append("thermal_drift")
         if measure.thermal_state_changed(state.thermal_states):
             flags.append("thermal_state_changed")
         before = state.conditions_before or {}
@@ -334,16 +330,11 @@ class JobRunner:
         if workload.tokens_per_call and summary.get("p50"):
             tokens_per_s = workload.tokens_per_call * 1e9 / summary["p50"]
         summary.update(
-            mode=mode,
             inner_loops=1,
             cold_start={
                 **(first.get("cold_start") or {}),
                 "first_load_on_host": bool(first.get("first_load_on_host")),
             },
-            per_run=stats.merge_run_details([_small_run(p) for p in per_run], summary),
-            burst=drift.get("burst") if drift else None,
-            sustained=drift.get("sustained") if drift else None,
-            drift=drift,
             numeric=first.get("numeric"),
             memory_peak_bytes=max((p.get("memory_peak_bytes") or 0 for p in per_run), default=None) or None,
             conditions={"before": state.conditions_before, "after": state.conditions_after},
@@ -364,33 +355,6 @@ class JobRunner:
             worker_pids=[p.get("pid") for p in per_run],
         )
         return summary
-
-
-def _small_run(record: dict[str, Any]) -> dict[str, Any]:
-    """The per-run line of a summary (no raw data, no conditions detail beyond pressure)."""
-    keep = (
-        "run",
-        "pid",
-        "n",
-        "n_warmup",
-        "warmup_converged",
-        "p50",
-        "p95",
-        "duration_s",
-        "stop_reason",
-        "cold_start",
-        "first_load_on_host",
-        "memory_peak_bytes",
-        "loops",
-        "sustained_n",
-    )
-    small = {k: record.get(k) for k in keep}
-    conditions = record.get("conditions") or {}
-    small["thermal"] = [
-        (conditions.get("before") or {}).get("thermal_pressure"),
-        (conditions.get("after") or {}).get("thermal_pressure"),
-    ]
-    return small
 
 
 # --- the run command ------------------------------------------------------------------------

@@ -930,6 +930,106 @@ def cell_summary(
     return summary
 
 
+SAMPLE_FLAGS = frozenset(
+    {
+        "autocorrelated",
+        "slow_initial",
+        "short_samples",
+        "few_samples_p50",
+        "few_samples_p95",
+        "few_samples_p99",
+        "need_more_runs",
+        "not_converged",
+        "no_samples",
+        "invalid_samples",
+        "thermal_drift",
+    }
+)
+"""The flags :func:`cell_figures` derives from the samples (the rest come from conditions)."""
+
+RUN_LINE_KEYS = (
+    "run",
+    "pid",
+    "n",
+    "n_warmup",
+    "warmup_converged",
+    "p50",
+    "p95",
+    "duration_s",
+    "stop_reason",
+    "cold_start",
+    "first_load_on_host",
+    "memory_peak_bytes",
+    "loops",
+    "sustained_n",
+)
+
+
+def run_line(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-run line of a summary (no raw data, no conditions detail beyond pressure).
+
+    ``thermal`` is the run's pressure before and after, from ``conditions``; a record without
+    ``conditions`` (a stored line being re-summarised) keeps its own ``thermal``.
+    """
+    small = {k: record.get(k) for k in RUN_LINE_KEYS}
+    conditions = record.get("conditions")
+    if conditions is None and "thermal" in record:
+        small["thermal"] = record["thermal"]
+        return small
+    conditions = conditions if isinstance(conditions, Mapping) else {}
+    small["thermal"] = [
+        (conditions.get("before") or {}).get("thermal_pressure"),
+        (conditions.get("after") or {}).get("thermal_pressure"),
+    ]
+    return small
+
+
+def cell_figures(
+    elapsed_ns: Sequence[float],
+    run_ids: Sequence[int],
+    per_run: Sequence[Mapping[str, Any]],
+    *,
+    mode: str,
+    loops: int,
+    clock_resolution_ns: float,
+    want_p99: bool,
+    epsilon: float,
+) -> dict[str, Any]:
+    """Everything of a cell's summary that follows from its samples: the one implementation the
+    agent publishes (runner.JobRunner.cell_summary) and a bundle's verification recomputes.
+
+    ``elapsed_ns`` are the pooled raw measure-phase samples (ns of ``loops`` calls) in arrival
+    order with their run index; ``per_run`` the run records (n_warmup, duration_s, stop_reason,
+    the per-run p50 / p95, and ``drift`` on the sustained run). Adds ``mode``, the merged
+    ``per_run`` lines, ``burst`` / ``sustained`` / ``drift`` and the ``thermal_drift`` flag to
+    :func:`cell_summary`.
+    """
+    summary = cell_summary(
+        elapsed_ns,
+        run_ids,
+        per_run,
+        loops=loops,
+        micro=mode == "micro",
+        clock_resolution_ns=clock_resolution_ns,
+        want_p99=want_p99,
+        epsilon=epsilon,
+    )
+    flags: list[str] = list(summary.get("flags", []))
+    sustained_run = next((p for p in per_run if p.get("drift") is not None), None)
+    drift = sustained_run.get("drift") if sustained_run else None
+    if drift and drift.get("flag"):
+        flags.append("thermal_drift")
+    summary.update(
+        mode=mode,
+        per_run=merge_run_details([run_line(p) for p in per_run], summary),
+        burst=drift.get("burst") if drift else None,
+        sustained=drift.get("sustained") if drift else None,
+        drift=drift,
+        flags=flags,
+    )
+    return summary
+
+
 def merge_run_details(runs: Sequence[dict[str, Any]], summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each run's line with its within-run figures from ``summary`` (matched by run index).
 

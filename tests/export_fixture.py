@@ -1,10 +1,13 @@
 """A fixed stored run for the export and bundle tests: a real SQLite store written through the
 Store's public methods, with samples drawn from a seeded RNG and summaries made the way the
-agent makes them (node_agent.stats.summarize over the pooled runs, per-run nearest-rank p50/p95,
-node_agent.measure.drift_of over the sustained run), gates by the sweep's own finish_run.
+agent makes them (node_agent.stats.cell_figures over the pooled raw runs, per-run nearest-rank
+p50/p95 of elapsed / loops, node_agent.measure.drift_of over the sustained run), gates by the
+sweep's own finish_run.
 
 Three nodes (M1, M2 Pro, M4 tiers), one workload (mlp, buckets b1 and b8), numpy / MLX / Core ML
-engine configs, R runs per cell, a sustained phase in the last run with thermal readings.
+engine configs, R runs per cell, a sustained phase in the last run with thermal readings. The
+numpy b1 cells are micro-op cells (MICRO_LOOPS calls per stored sample), so every reader must
+divide the raw elapsed times by the summary's `loops`.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ SPEED = {"m1-a": 1.0, "m2pro-a": 0.8, "m4-a": 0.6}
 ENGINE_MS = {"numpy": 1.6, "mlx": 0.9, "coreml": 0.7}
 BUCKET_FACTOR = {"b1": 1.0, "b8": 1.7}
 BATCH = 1000
+MICRO_LOOPS = 4
+"""Calls per sample of the micro-op (numpy b1) cells."""
 """Samples per stored batch, as the agent flushes them."""
 
 
@@ -124,14 +129,16 @@ def build(
     for cell, cell_id in zip(plan.cells, cell_ids, strict=True):
         store.mark_cell(cell_id, "running", attempt_inc=True)
         median = ENGINE_MS[cell.engine] * BUCKET_FACTOR[cell.bucket] * SPEED[cell.node]
+        micro = cell.engine == "numpy" and cell.bucket == "b1"
+        mode, loops = ("micro", MICRO_LOOPS) if micro else ("latency", 1)
         pooled: list[int] = []
         run_ids: list[int] = []
         per_run: list[dict[str, Any]] = []
         drift: dict[str, Any] | None = None
         for r in range(runs):
             run_median = median * float(np.exp(rng.normal(0.0, 0.003)))
-            warmup = _lognormal_ns(rng, run_median * 1.3, 10)
-            measured = _lognormal_ns(rng, run_median, samples_per_run)
+            warmup = _lognormal_ns(rng, run_median * 1.3 * loops, 10)
+            measured = _lognormal_ns(rng, run_median * loops, samples_per_run)
             t_w = _times(warmup, 0)
             t_m = _times(measured, t_w[-1] + warmup[-1] + 20_000)
             _add(store, cell_id, r, "warmup", warmup, t_w)
@@ -142,7 +149,7 @@ def build(
             if r == runs - 1 and sustained_samples:
                 # The M4 heats up: its sustained latency creeps up and its thermal state goes fair.
                 creep = 1.12 if cell.node == "m4-a" else 1.0
-                base = _lognormal_ns(rng, run_median, sustained_samples)
+                base = _lognormal_ns(rng, run_median * loops, sustained_samples)
                 sustained = [int(x * (1 + (creep - 1) * i / sustained_samples)) for i, x in enumerate(base)]
                 t_s = _times(sustained, t_m[-1] + measured[-1] + 20_000)
                 _add(store, cell_id, r, "sustained", sustained, t_s)
@@ -154,17 +161,19 @@ def build(
                         run_id, cell.node, t_s[0] + span * k // 5, {"thermal_pressure": state}, cell_id
                     )
                 record = measure.RunRecord(
-                    mode="latency",
-                    loops=1,
-                    measured=array("d", measured),
+                    mode=mode,
+                    loops=loops,
+                    measured=measure.per_call(array("q", measured), loops),
+                    measured_elapsed=array("q", measured),
                     measured_t_ns=array("q", t_m),
-                    sustained=array("d", sustained),
+                    sustained=measure.per_call(array("q", sustained), loops),
+                    sustained_elapsed=array("q", sustained),
                     sustained_t_ns=array("q", t_s),
                 )
                 drift = measure.drift_of(record)
             pooled += measured
             run_ids += [r] * len(measured)
-            ordered = sorted(measured)
+            ordered = sorted(measure.per_call(array("q", measured), loops))
             per_run.append(
                 {
                     "run": r,
@@ -179,30 +188,25 @@ def build(
                     "cold_start": {"load_ms": 40.0 + 5 * r, "compile_ms": 120.0, "first_ms": 3.0},
                     "first_load_on_host": r == 0,
                     "memory_peak_bytes": 50_000_000,
-                    "loops": 1,
+                    "loops": loops,
                     "sustained_n": len(sustained),
-                    "thermal": ["nominal", "nominal"],
+                    "drift": drift if r == runs - 1 else None,
+                    "conditions": {"before": {"thermal_pressure": "nominal"}, "after": {}},
                 }
             )
-        summary = stats.summarize(
+        summary = stats.cell_figures(
             pooled,
-            n_warmup=10 * runs,
-            loops=1,
-            duration_s=sum(p["duration_s"] for p in per_run),
+            run_ids,
+            per_run,
+            mode=mode,
+            loops=loops,
             clock_resolution_ns=1,
-            run_ids=run_ids,
+            want_p99=spec.measure.p99,
+            epsilon=spec.measure.epsilon,
         )
-        flags = set(summary["flags"])
-        if drift and drift.get("flag"):
-            flags.add("thermal_drift")
         summary.update(
-            mode="latency",
             inner_loops=1,
             cold_start={**per_run[0]["cold_start"], "first_load_on_host": True},
-            per_run=per_run,
-            burst=drift.get("burst") if drift else None,
-            sustained=drift.get("sustained") if drift else None,
-            drift=drift,
             numeric=None
             if cell.engine == "numpy"
             else {
@@ -227,7 +231,7 @@ def build(
                 "fallback_ops": [],
             },
             conditions={"before": {"thermal_pressure": "nominal", "power_source": "ac"}, "after": {}},
-            flags=sorted(flags),
+            flags=sorted(summary["flags"]),
         )
         store.add_result(cell_id, summary, "ok")
     for node in nodes:

@@ -6,8 +6,15 @@ a minimum effect, runs needed, and a Hodges-Lehmann / Mann-Whitney second opinio
 
 Rules every builder applies:
 - cells are compared only when their comparability keys match (evidence.comparability_key);
-- a cell below its sample floors, or flagged need_more_runs, is shown with its flags and never
-  called faster or slower (verdict "insufficient");
+- a cell below its sample floors is shown with its flags and never called faster or slower
+  (verdict "insufficient");
+- whether a cell has runs enough is judged here, against the minimum effect: the Welch interval
+  over runs already carries the between-run spread, and a no-difference verdict that could not
+  have resolved the minimum effect says how many runs it needs. The agent's `need_more_runs`
+  (its p95 interval wider than +-epsilon, a precision target for publishing one cell) is shown
+  beside the cell but does not block a verdict: at 2% between-run spread it fires on most
+  cells, while the comparison's own false-verdict rate stays under 5% (tests/unit/
+  test_compare_stats.py);
 - a speed-up whose numeric gate failed is marked numeric_gate_failed, never a plain win;
 - conditions that do not change the key (macOS build, power, Low Power Mode, thermal state,
   contention) are warnings beside the cell.
@@ -83,7 +90,7 @@ def latency_estimate(
 
 def floor_flags(ev: CellEvidence, metric: str) -> list[str]:
     """The flags that keep a cell from being called faster or slower for `metric`."""
-    blocking = {"no_samples", "need_more_runs"}
+    blocking = {"no_samples", "invalid_samples"}
     if metric == "p50":
         blocking.add("few_samples_p50")
     elif metric in ("p95", "cost"):

@@ -2,7 +2,9 @@
 
 The run (one fresh process, one model load) is the unit of replication, so every cell's per-run
 p50 / p95 / mean are recomputed here from the raw measure-phase samples of the cell's current
-attempt, grouped by run index (nearest-rank quantiles, as the agent publishes them). Flags come
+attempt, grouped by run index (nearest-rank quantiles, as the agent publishes them). A stored
+sample is the elapsed time of the summary's `loops` calls (more than one in micro-op mode), so
+per-call times are elapsed / loops as floats, as the agent computes them. Flags come
 from the stored summary; conditions from the run's facts snapshots and the summary.
 
 Latencies here are nanoseconds (the store's unit); the table builders convert to milliseconds.
@@ -132,8 +134,15 @@ class RunEvidence:
         return budgets
 
 
-def phase_runs(store: Store, cell_id: int, phase: str) -> PhaseRuns:
-    """Per-run statistics from the raw samples of the cell's current attempt."""
+def loops_of(summary: Mapping[str, Any] | None) -> int:
+    """Calls per stored sample (the summary's `loops`; 1 when absent or not a positive integer)."""
+    loops = summary.get("loops") if summary else None
+    return loops if isinstance(loops, int) and not isinstance(loops, bool) and loops >= 1 else 1
+
+
+def phase_runs(store: Store, cell_id: int, phase: str, loops: int = 1) -> PhaseRuns:
+    """Per-run per-call statistics from the raw samples (ns of `loops` calls each) of the cell's
+    current attempt."""
     by_run: dict[int, list[int]] = {}
     for batch in store.sample_batches(cell_id, phase=phase):
         by_run.setdefault(batch.run_idx, []).extend(batch.ns)
@@ -143,7 +152,7 @@ def phase_runs(store: Store, cell_id: int, phase: str) -> PhaseRuns:
     ns, p50, p95, mean = [], [], [], []
     pooled: list[float] = []
     for run in order:
-        values = sorted(by_run[run])
+        values = sorted(x / loops for x in by_run[run]) if loops != 1 else sorted(map(float, by_run[run]))
         ns.append(len(values))
         p50.append(float(nearest_rank(values, 0.5)))
         p95.append(float(nearest_rank(values, 0.95)))
@@ -237,8 +246,10 @@ def load_run(store: Store, run_id: int, *, with_samples: bool = True) -> RunEvid
                 run_id=run_id,
                 cell=cell,
                 summary=summary,
-                measure=phase_runs(store, cell.id, "measure") if measured else PhaseRuns(),
-                sustained=phase_runs(store, cell.id, "sustained") if measured else PhaseRuns(),
+                measure=phase_runs(store, cell.id, "measure", loops_of(summary)) if measured else PhaseRuns(),
+                sustained=phase_runs(store, cell.id, "sustained", loops_of(summary))
+                if measured
+                else PhaseRuns(),
                 cold_start_ms=_cold_starts(summary),
                 key=comparability_key(cell, summary, run, node_facts),
                 facts=node_facts,

@@ -194,7 +194,7 @@ class Ratio:
     numeric_gate_failed: bool = False
     """True when this cell's numeric gate failed: a speed-up is then never a plain win."""
     reason: str | None = None
-    """Why the verdict is "insufficient" (floors, need_more_runs, too few runs, not comparable)."""
+    """Why the verdict is "insufficient" (floors, too few runs, not comparable)."""
     text: str = ""
     """One human sentence, e.g. "0.91x (0.88-0.94) faster" or "need 9 runs to resolve 2%"."""
 
@@ -264,14 +264,14 @@ class Cell:
     gates: tuple[GateBadge, ...] = ()
     """Stored gate verdicts for this cell."""
     flags: tuple[str, ...] = ()
-    """The summary's flags (few_samples_p95, need_more_runs, cv_high, thermal_drift ...) plus
+    """The summary's flags (few_samples_p95, need_more_runs, autocorrelated, thermal_drift ...) plus
     comparison flags (below_floors, methods_disagree, numeric_gate_failed, single_run)."""
     warnings: tuple[str, ...] = ()
     """Conditions that do not change the comparability key but can change the answer (macOS
     build, power source, Low Power Mode, thermal state at start, contention), as sentences."""
     floors_met: bool = True
-    """False when the cell is below its sample floors or flagged need_more_runs: then the cell
-    is shown with its flags and never called faster or slower."""
+    """False when the cell is below its sample floors: then the cell is shown with its flags and
+    never called faster or slower."""
     comparable: bool = True
     """False when the cell's comparability key differs from its reference's."""
     ratio: Ratio | None = None

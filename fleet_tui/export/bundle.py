@@ -51,7 +51,7 @@ from typing import Any, Final
 
 from fleet_tui import __version__
 from fleet_tui.analysis.gates import evaluate_gates
-from fleet_tui.export.recompute import RunSamples, differences, recompute
+from fleet_tui.export.recompute import DEFAULT_SETTINGS, RunSamples, Settings, differences, recompute
 from fleet_tui.model.gates import CellOutcome, GateVerdict
 from fleet_tui.store import SAMPLE_PHASES, Store, StoreError, now_iso
 
@@ -643,8 +643,11 @@ def run_samples(entries: Iterable[tuple[int, str, array[int], array[int]]]) -> l
     return out
 
 
-def recomputed_summaries(content: Content) -> tuple[dict[int, dict[str, Any]], list[Problem]]:
-    """cell id -> the summary recomputed from its samples (cells with an ok result only)."""
+def recomputed_summaries(
+    content: Content, settings: Settings = DEFAULT_SETTINGS
+) -> tuple[dict[int, dict[str, Any]], list[Problem]]:
+    """cell id -> the summary recomputed from its samples (cells with an ok result only), with the
+    run's measurement `settings` (p99 wanted, epsilon)."""
     fresh: dict[int, dict[str, Any]] = {}
     problems: list[Problem] = []
     for cell in content.cells:
@@ -654,7 +657,7 @@ def recomputed_summaries(content: Content) -> tuple[dict[int, dict[str, Any]], l
             continue
         summary = stored["summary"]
         try:
-            fresh[cell_id] = recompute(summary, run_samples(content.samples.get(cell_id, ())))
+            fresh[cell_id] = recompute(summary, run_samples(content.samples.get(cell_id, ())), settings)
         except (ValueError, TypeError, KeyError, ZeroDivisionError) as exc:
             problems.append(Problem("summary", cell_name(cell), f"cannot recompute: {exc}"))
             continue
@@ -666,14 +669,15 @@ def recomputed_summaries(content: Content) -> tuple[dict[int, dict[str, Any]], l
 def _recheck(content: Content, report: VerifyReport) -> None:
     from fleet_tui.config.spec import SpecError, parse_spec
 
-    fresh, problems = recomputed_summaries(content)
-    report.cells_checked = len(fresh)
-    report.problems += problems
     try:
         spec = parse_spec(content.spec_toml, source="spec/spec.toml")
     except SpecError as exc:
         report.problems.append(Problem("unreadable", "spec/spec.toml", str(exc)))
         return
+    settings = Settings(want_p99=spec.measure.p99, epsilon=spec.measure.epsilon)
+    fresh, problems = recomputed_summaries(content, settings)
+    report.cells_checked = len(fresh)
+    report.problems += problems
     outcomes = []
     for cell in content.cells:
         cell_id = int(cell["id"])

@@ -5,7 +5,8 @@ Kept small and deterministic: a distribution is 101 evenly spaced quantiles of a
 measured samples (enough for a violin's shape at any sample count); a sustained series is the
 median and p95 of one-second bins (narrower for runs under a minute) of the sustained run
 (measure + sustained phases, on the node's clock); thermal bands are the pressure readings of
-that cell inside the series' time span, each lasting until the next reading.
+that cell inside the series' time span, each lasting until the next reading. Stored samples are
+the elapsed time of the summary's `loops` calls; charts show per-call times (elapsed / loops).
 """
 
 from __future__ import annotations
@@ -66,18 +67,18 @@ class ChartData:
     version: int = CHART_DATA_VERSION
 
 
-def _quantiles(values: list[int]) -> tuple[float, ...]:
+def _quantiles(values: list[float]) -> tuple[float, ...]:
     ordered = sorted(values)
     return tuple(nearest_rank(ordered, i / (QUANTILES - 1)) / 1e6 for i in range(QUANTILES))
 
 
 def _bins(
-    values: list[int], times: list[int], origin: int
+    values: list[float], times: list[int], origin: int
 ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
     span_s = (times[-1] - origin) / 1e9 if times else 0.0
     # One-second bins for real sustained runs (minutes); short runs get ~MIN_POINTS bins.
     width = max(span_s / MAX_BINS, min(BIN_S, span_s / MIN_POINTS)) or BIN_S
-    groups: dict[int, list[int]] = {}
+    groups: dict[int, list[float]] = {}
     for t, x in zip(times, values, strict=True):
         groups.setdefault(int((t - origin) / 1e9 // width), []).append(x)
     keys = sorted(groups)
@@ -88,12 +89,14 @@ def _bins(
 
 def chart_data(store: Store, table: ComparisonTable) -> ChartData:
     """Chart data for every cell of `table` that names a stored cell (related tables too)."""
+    from fleet_tui.analysis.evidence import loops_of
     from fleet_tui.export._text import all_tables
 
     distributions: list[Distribution] = []
     series: list[SustainedSeries] = []
     seen: set[tuple[str, str]] = set()
     thermal_cache: dict[tuple[int, str], list[tuple[int, int | None, str]]] = {}
+    loops_cache: dict[int, dict[int, int]] = {}
     for one in all_tables(table):
         if one.kind not in ("soc", "coreml_vs_mlx"):
             continue
@@ -101,15 +104,20 @@ def chart_data(store: Store, table: ComparisonTable) -> ChartData:
             if cell.cell_id is None or cell.state != "done" or (cell.row, cell.column) in seen:
                 continue
             seen.add((cell.row, cell.column))
+            if cell.run_id is not None and cell.run_id not in loops_cache:
+                loops_cache[cell.run_id] = {
+                    o.cell_id: loops_of(o.summary) for o in store.outcomes(cell.run_id)
+                }
+            loops = loops_cache.get(cell.run_id or -1, {}).get(cell.cell_id, 1)
             batches = store.sample_batches(cell.cell_id)
-            measured = [v for b in batches if b.phase == "measure" for v in b.ns]
+            measured = [v / loops for b in batches if b.phase == "measure" for v in b.ns]
             if measured:
                 distributions.append(Distribution(cell.row, cell.column, len(measured), _quantiles(measured)))
             sustained_runs = {b.run_idx for b in batches if b.phase == "sustained"}
             if not sustained_runs:
                 continue
             run = max(sustained_runs)
-            values: list[int] = []
+            values: list[float] = []
             times: list[int] = []
             sustained_from: int | None = None
             for b in batches:
@@ -117,7 +125,7 @@ def chart_data(store: Store, table: ComparisonTable) -> ChartData:
                     continue
                 if b.phase == "sustained" and sustained_from is None and b.t_ns:
                     sustained_from = b.t_ns[0]
-                values += b.ns
+                values += [v / loops for v in b.ns]
                 times += b.t_ns
             if not times:
                 continue

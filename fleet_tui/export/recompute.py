@@ -1,12 +1,12 @@
 """Recompute a cell's summary and a run's gate verdicts from raw samples, the way the sweep did.
 
-The agent summarises a cell (node_agent.runner.JobRunner.cell_summary) with
-`node_agent.stats.summarize` over every run's measure-phase samples in arrival order, with the
-run index of each sample; each run's own p50 / p95 are nearest-rank over that run's samples;
-the sustained run's drift is `node_agent.measure.drift_of` over its measure + sustained samples
-and their start times. The sweep then evaluates the gates over the stored summaries
-(`fleet_tui.analysis.gates.evaluate_gates` with the spec's gates and budgets). This module does
-the same from the samples a bundle carries and says where the stored figures disagree.
+The agent's sample-derived figures come from one function, `node_agent.stats.cell_figures`
+(JobRunner.cell_summary calls it too): run-level intervals over the pooled raw samples with
+their run index, the merged per-run lines, and the sustained run's drift. This module rebuilds
+that function's inputs from the samples a bundle carries (per-run p50 / p95 and the drift via
+`node_agent.measure`, on elapsed / loops as floats, as the worker computes them), calls it, and
+says where the stored figures disagree. The sweep then evaluates the gates over the summaries
+(`fleet_tui.analysis.gates.evaluate_gates`); the bundle does the same over the recomputed ones.
 
 Only figures that follow from the samples are checked; context the agent measured besides them
 (cold start, numeric check, compute plan, conditions) is taken as stored.
@@ -15,6 +15,7 @@ Only figures that follow from the samples are checked; context the agent measure
 from __future__ import annotations
 
 import math
+import re
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,12 @@ from typing import Any, Final
 
 from node_agent import measure, stats
 
-SUMMARIZE_KEYS: Final = (
+CHECKED_KEYS: Final = (
     "n",
+    "n_warmup",
+    "loops",
+    "duration_s",
+    "resolution_ns",
     "min",
     "p50",
     "p90",
@@ -35,6 +40,7 @@ SUMMARIZE_KEYS: Final = (
     "cv",
     "mad",
     "ci95",
+    "interval_method",
     "es",
     "outliers_mad",
     "outliers_iqr",
@@ -42,21 +48,16 @@ SUMMARIZE_KEYS: Final = (
     "run_medians",
     "run_cv",
     "required_runs",
+    "run_level",
+    "pooled",
+    "autocorrelation",
+    "burst",
+    "sustained",
 )
-"""Summary fields `stats.summarize` derives from the samples."""
-SUMMARIZE_FLAGS: Final = frozenset(
-    {
-        "cv_high",
-        "max_far",
-        "short_samples",
-        "slow_initial",
-        "few_samples_p50",
-        "few_samples_p95",
-        "few_samples_p99",
-        "need_more_runs",
-        "no_samples",
-    }
-)
+"""Summary fields `stats.cell_figures` derives from the samples, compared one by one (flags,
+per-run lines and drift are compared separately; notes are prose about the checked figures)."""
+RUN_LINE_CHECKED: Final = ("n", "p50", "p90", "p95", "p99", "ci95", "autocorrelated")
+"""Per-run fields that follow from the run's samples."""
 DRIFT_KEYS: Final = (
     "n",
     "burst",
@@ -72,11 +73,13 @@ DRIFT_KEYS: Final = (
     "n_used",
 )
 REL_TOL: Final = 1e-9
+_RUN_LINE: Final = re.compile(r"per_run\[\d+\]")
 
 
 @dataclass(frozen=True)
 class RunSamples:
-    """One run of a cell: its measure-phase and sustained-phase samples (ns) and start times."""
+    """One run of a cell: raw measure- and sustained-phase samples (ns of `loops` calls each, as
+    the agent sent them) and their start times."""
 
     run: int
     measure_ns: Sequence[int]
@@ -85,76 +88,96 @@ class RunSamples:
     sustained_t_ns: Sequence[int] = ()
 
 
-def recompute(stored: Mapping[str, Any], runs: Sequence[RunSamples]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Settings:
+    """The measurement settings the summary depends on (the spec's `measure` table)."""
+
+    want_p99: bool = False
+    epsilon: float = 0.02
+
+
+DEFAULT_SETTINGS: Final = Settings()
+
+
+def _run_record(line: Mapping[str, Any], samples: RunSamples | None, mode: str, loops: int) -> dict[str, Any]:
+    """A worker's run record rebuilt from a stored per-run line and the run's raw samples."""
+    record = dict(line)
+    elapsed = array("q", samples.measure_ns) if samples else array("q")
+    per_call = measure.per_call(elapsed, loops)
+    ordered = sorted(per_call)
+    record.update(
+        n=len(ordered),
+        p50=stats.nearest_rank(ordered, 0.5) if ordered else None,
+        p95=stats.nearest_rank(ordered, 0.95) if ordered else None,
+        drift=None,
+    )
+    if samples is not None and len(samples.sustained_ns):
+        run = measure.RunRecord(
+            mode=mode,
+            loops=loops,
+            measured=per_call,
+            measured_elapsed=elapsed,
+            measured_t_ns=array("q", samples.measure_t_ns),
+            sustained=measure.per_call(array("q", samples.sustained_ns), loops),
+            sustained_elapsed=array("q", samples.sustained_ns),
+            sustained_t_ns=array("q", samples.sustained_t_ns),
+        )
+        record["drift"] = measure.drift_of(run)
+    return record
+
+
+def recompute(
+    stored: Mapping[str, Any], runs: Sequence[RunSamples], settings: Settings = DEFAULT_SETTINGS
+) -> dict[str, Any]:
     """The stored summary with every sample-derived figure recomputed from `runs`."""
     ordered_runs = sorted(runs, key=lambda r: r.run)
+    mode = str(stored.get("mode") or "latency")
+    loops = int(stored.get("loops") or 1)
     pooled: list[int] = []
     run_ids: list[int] = []
     for run in ordered_runs:
         pooled.extend(run.measure_ns)
         run_ids.extend([run.run] * len(run.measure_ns))
-    clock = stored.get("clock") if isinstance(stored.get("clock"), Mapping) else {}
-    assert isinstance(clock, Mapping)
-    fresh = stats.summarize(
-        pooled,
-        n_warmup=int(stored.get("n_warmup") or 0),
-        loops=int(stored.get("loops") or 1),
-        duration_s=stored.get("duration_s"),
-        clock_resolution_ns=float(clock.get("resolution_ns") or 1.0),
-        run_ids=run_ids,
-    )
-    if stored.get("mode") == "micro":
-        fresh["p99"] = None
-        fresh["ci95"]["p99"] = None
-        fresh["es"]["p99"] = None
-    out = dict(stored)
-    for key in SUMMARIZE_KEYS:
-        if key in fresh:
-            out[key] = fresh[key]
-    flags = {f for f in stored.get("flags") or () if f not in SUMMARIZE_FLAGS and f != "thermal_drift"}
-    flags |= set(fresh.get("flags", ()))
+    raw_clock = stored.get("clock")
+    clock: Mapping[str, Any] = raw_clock if isinstance(raw_clock, Mapping) else {}
     by_run = {r.run: r for r in ordered_runs}
-    per_run = []
-    for entry in stored.get("per_run") or ():
-        entry = dict(entry)
-        run_index = entry.get("run")
-        found = by_run.get(run_index) if isinstance(run_index, int) else None
-        ordered = sorted(found.measure_ns) if found else []
-        entry.update(
-            n=len(ordered),
-            p50=stats.nearest_rank(ordered, 0.5) if ordered else None,
-            p95=stats.nearest_rank(ordered, 0.95) if ordered else None,
-        )
-        per_run.append(entry)
+    lines = [line for line in stored.get("per_run") or () if isinstance(line, Mapping)]
+    if not lines:  # a summary without per-run lines: one line per run that has samples
+        lines = [{"run": r.run} for r in ordered_runs]
+    records = [
+        _run_record(line, by_run.get(line["run"]) if isinstance(line.get("run"), int) else None, mode, loops)
+        for line in lines
+    ]
+    fresh = stats.cell_figures(
+        pooled,
+        run_ids,
+        records,
+        mode=mode,
+        loops=loops,
+        clock_resolution_ns=float(clock.get("resolution_ns") or 1.0),
+        want_p99=settings.want_p99,
+        epsilon=settings.epsilon,
+    )
+    out = dict(stored)
+    for key in CHECKED_KEYS:
+        if key in fresh or key in stored:
+            out[key] = fresh.get(key)
     if "per_run" in stored:
-        out["per_run"] = per_run
-    sustained_run = next((r for r in ordered_runs if len(r.sustained_ns)), None)
-    drift = None
-    if sustained_run is not None:
-        record = measure.RunRecord(
-            mode=str(stored.get("mode") or "latency"),
-            loops=int(stored.get("loops") or 1),
-            measured=array("q", sustained_run.measure_ns),
-            measured_t_ns=array("q", sustained_run.measure_t_ns),
-            sustained=array("q", sustained_run.sustained_ns),
-            sustained_t_ns=array("q", sustained_run.sustained_t_ns),
-        )
-        drift = measure.drift_of(record)
-    if drift is not None or "drift" in stored:
-        out["drift"] = drift
-        out["burst"] = drift.get("burst") if drift else None
-        out["sustained"] = drift.get("sustained") if drift else None
-    if drift and drift.get("flag"):
-        flags.add("thermal_drift")
-    out["flags"] = sorted(flags)
+        out["per_run"] = [
+            {**line, **{k: fresh_line.get(k) for k in RUN_LINE_CHECKED if k in fresh_line}}
+            for line, fresh_line in zip(lines, fresh["per_run"], strict=True)
+        ]
+    if fresh["drift"] is not None or "drift" in stored:
+        out["drift"] = fresh["drift"]
+    flags = {f for f in stored.get("flags") or () if f not in stats.SAMPLE_FLAGS}
+    out["flags"] = sorted(flags | set(fresh["flags"]))
     return out
 
 
 def differences(stored: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:
     """Where a stored summary and its recomputation disagree, one sentence per field."""
     found: list[str] = []
-    keys = [*SUMMARIZE_KEYS, "per_run", "burst", "sustained"]
-    for key in keys:
+    for key in (*CHECKED_KEYS, "per_run"):
         if key in stored or key in fresh:
             found += _diff(key, stored.get(key), fresh.get(key))
     stored_drift, fresh_drift = stored.get("drift"), fresh.get("drift")
@@ -163,9 +186,8 @@ def differences(stored: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str
             found += _diff(f"drift.{key}", stored_drift.get(key), fresh_drift.get(key))
     elif (stored_drift is None) != (fresh_drift is None):
         found.append(f"drift: stored {_show(stored_drift)}, recomputed {_show(fresh_drift)}")
-    derived = SUMMARIZE_FLAGS | {"thermal_drift"}
-    old = sorted(f for f in stored.get("flags") or () if f in derived)
-    new = sorted(f for f in fresh.get("flags") or () if f in derived)
+    old = sorted(f for f in stored.get("flags") or () if f in stats.SAMPLE_FLAGS)
+    new = sorted(f for f in fresh.get("flags") or () if f in stats.SAMPLE_FLAGS)
     if old != new:
         found.append(f"flags: stored {old}, recomputed {new}")
     return found
@@ -175,7 +197,7 @@ def _diff(where: str, a: Any, b: Any) -> list[str]:
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         out: list[str] = []
         for key in sorted(set(a) | set(b), key=str):
-            if where.startswith("per_run[") and key not in ("n", "p50", "p95"):
+            if _RUN_LINE.fullmatch(where) and key not in RUN_LINE_CHECKED:
                 continue
             out += _diff(f"{where}.{key}", a.get(key), b.get(key))
         return out
