@@ -21,6 +21,7 @@ from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.sweep.scheduler import Interrupted, SweepResult
 
 if TYPE_CHECKING:
+    from fleet_tui.analysis.gates import GateReport
     from fleet_tui.config.inventory import Node
     from fleet_tui.config.spec import SweepSpec
     from fleet_tui.store import RunSummary, Store
@@ -229,6 +230,8 @@ async def _sweep(
         if args.json:
             print(json.dumps(result_json(result), separators=(",", ":")), file=out, flush=True)
         else:
+            if result.run_id is not None:
+                print_results_table(db, result.run_id, result.report, out)
             print_result(result, out)
         return result.exit_code
     finally:
@@ -284,6 +287,48 @@ def result_json(result: SweepResult) -> dict[str, Any]:
         },
         "wall_s": round(result.wall_s, 3),
     }
+
+
+def print_results_table(store: Store, run_id: int, report: GateReport, out: IO[str]) -> None:
+    """Every cell's result (p50, p95 with its interval, n, flags, gates), then why gates were skipped."""
+    from fleet_tui.display import format_ns_as_ms
+    from fleet_tui.sweep.scheduler import result_figures
+
+    gates_by_cell: dict[int, list[str]] = {}
+    skipped: dict[tuple[str, str], int] = {}
+    for v in report.verdicts:
+        if v.verdict == "skipped":
+            skipped[(v.gate, v.detail)] = skipped.get((v.gate, v.detail), 0) + 1
+        elif v.cell_id is not None:
+            gates_by_cell.setdefault(v.cell_id, []).append(f"{v.gate} {v.verdict}")
+    header = ("NODE", "CELL", "STATE", "P50", "P95 (95% CI)", "N", "FLAGS", "GATES")
+    rows: list[tuple[str, ...]] = [header]
+    for cell in store.cells_for(run_id):
+        summary = store.result(cell.id) or {} if cell.state == "done" else {}
+        figures = result_figures(summary) if summary else {}
+        p95 = figures.get("p95")
+        p95_text = "-"
+        if p95:
+            ci = p95["ci95"]
+            p95_text = format_ns_as_ms(summary.get("p95")) + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
+        rows.append(
+            (
+                cell.node,
+                cell.key,
+                cell.state,
+                format_ns_as_ms(summary.get("p50")) if summary else "-",
+                p95_text,
+                str(summary.get("n", "-")) if summary else "-",
+                ",".join(figures.get("flags") or []) or "-",
+                ", ".join(gates_by_cell.get(cell.id, [])) or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    print("", file=out)
+    for row in rows:
+        print("  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    for (gate, why), count in sorted(skipped.items()):
+        print(f"  {gate} skipped on {count} cell(s): {why}", file=out)
 
 
 def print_result(result: SweepResult, out: IO[str]) -> None:
