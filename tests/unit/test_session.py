@@ -63,3 +63,18 @@ async def test_an_unreachable_node_is_tried_again_then_reported(slamming_port: t
             await asyncio.wait_for(pool.transport(node), 60)
     assert caught.value.kind is NodeErrorKind.UNREACHABLE
     assert len(accepted) == CONNECT_RETRIES + 1
+
+
+def test_a_host_that_does_not_resolve_is_a_config_error_never_retried() -> None:
+    import socket
+
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.config.settings import SshSettings
+    from fleet_tui.fleet.transport.handshake import map_connect_error
+    from fleet_tui.model.states import NodeErrorKind
+    from fleet_tui.sweep.scheduler import NEVER_RETRIED
+
+    node = Node(name="typo", host="m4pro-a.exmaple.internal")
+    error = map_connect_error(node, SshSettings(), socket.gaierror(-2, "Name or service not known"))
+    assert error.kind == NodeErrorKind.CONFIG and error.kind in NEVER_RETRIED
+    assert "cannot resolve host 'm4pro-a.exmaple.internal'" in error.message

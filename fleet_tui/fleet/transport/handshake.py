@@ -64,7 +64,13 @@ def map_connect_error(node: Node, settings: SshSettings, exc: BaseException) -> 
     if isinstance(exc, ConnectionRefusedError):
         return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"connection refused by {where}")
     if isinstance(exc, socket.gaierror):
-        return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"cannot resolve {node.host!r}: {exc}")
+        # The operator's to fix (the inventory's host, ~/.ssh/config or the resolver): retrying
+        # the same name a few seconds later does not heal it, so it is a config error.
+        return NodeError(
+            NodeErrorKind.CONFIG,
+            node.name,
+            f"cannot resolve host {node.host!r} (check its inventory entry or ~/.ssh/config): {exc}",
+        )
     if isinstance(exc, OSError):
         return NodeError(NodeErrorKind.UNREACHABLE, node.name, f"cannot reach {where}: {exc.strerror or exc}")
     if isinstance(exc, asyncssh.KeyImportError | asyncssh.KeyEncryptionError):
