@@ -77,7 +77,25 @@ def _min_effect(value: float) -> float:
     return value
 
 
-def _emit(table: ComparisonTable, fmt: str | None, output: str | None) -> None:
+def with_capex(store: Store, table: ComparisonTable, utilisation: float) -> ComparisonTable:
+    """A side-by-side table with the capex table of its runs appended (the HTML report's cost
+    chart), when the capex view can be built (nodes with prices); other tables unchanged."""
+    import dataclasses
+
+    from fleet_tui.analysis.capex import capex_table
+    from fleet_tui.analysis.compare import CompareError
+
+    if table.kind != "soc" or any(t.kind == "capex" for t in table.related):
+        return table
+    try:
+        capex = capex_table(_load(store, list(table.run_ids)), utilisation=utilisation)
+    except CompareError:
+        return table
+    return dataclasses.replace(table, related=(*table.related, capex))
+
+
+def _emit(table: ComparisonTable, fmt: str | None, output: str | None, store: Store) -> None:
+    """Print or write the table; the HTML report also gets its capex table and chart data."""
     from fleet_tui.export.text import render_text
 
     if fmt in (None, "text"):
@@ -90,7 +108,7 @@ def _emit(table: ComparisonTable, fmt: str | None, output: str | None) -> None:
         formats = getattr(export, "FORMATS", ())
         if fmt not in formats:
             raise CommandError(f"--format {fmt!r}: unknown format (one of: text, {', '.join(formats)})")
-        data = export.render(table, fmt)
+        data = export.render_from_store(table, fmt, store)
     if output:
         try:
             Path(output).write_bytes(data)
@@ -153,7 +171,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         store = _open_existing(args.db)
         with store:
             table, against = build_compare(store, args)
-        _emit(table, args.format, args.output)
+            report = with_capex(store, table, args.utilisation) if args.format in ("html", "htm") else table
+            _emit(report, args.format, args.output, store)
     except (CommandError, CompareError) as exc:
         return _fail("compare", str(exc))
     if against and table.regressions:
@@ -175,8 +194,8 @@ def cmd_capex(args: argparse.Namespace) -> int:
         with store:
             run_ids = [_run_id(r) for r in args.runs] or [_latest_run(store)]
             runs = _load(store, run_ids)
-        table = capex_table(runs, utilisation=args.utilisation, min_effect=_min_effect(args.min_effect))
-        _emit(table, args.format, args.output)
+            table = capex_table(runs, utilisation=args.utilisation, min_effect=_min_effect(args.min_effect))
+            _emit(table, args.format, args.output, store)
     except (CommandError, CompareError) as exc:
         return _fail("capex", str(exc))
     return ExitCode.OK

@@ -12,7 +12,6 @@ bundle, unwritable output).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -93,16 +92,10 @@ def table_for_run(
 def report_table(store: Store, run_id: int, **options: Any) -> ComparisonTable:
     """The run's comparison table with its capex table appended (for the cost chart), when the
     capex view can be built (nodes with prices)."""
-    from fleet_tui.analysis.capex import capex_table
-    from fleet_tui.analysis.compare import CompareError
-    from fleet_tui.analysis.evidence import load_run
+    from fleet_tui.cli.compare import with_capex
 
     table = table_for_run(store, run_id, **options)
-    try:
-        capex = capex_table([load_run(store, run_id)], utilisation=float(options.get("utilisation", 1.0)))
-    except CompareError:
-        return table
-    return dataclasses.replace(table, related=(*table.related, capex))
+    return with_capex(store, table, float(options.get("utilisation", 1.0)))
 
 
 def _format_of(fmt: str | None, output: str | None) -> str:
@@ -131,8 +124,7 @@ def _write(path: str, data: bytes) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     """`fleet-tui export RUN --format FMT [--output FILE]`: the compare table of RUN as a file."""
     from fleet_tui.analysis.compare import CompareError
-    from fleet_tui.export import render
-    from fleet_tui.export.chart_data import chart_data
+    from fleet_tui.export import render_from_store
 
     try:
         fmt = _format_of(args.format, args.output)
@@ -144,11 +136,12 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "min_effect": args.min_effect,
                 "utilisation": args.utilisation,
             }
-            if fmt == "html":
-                table = report_table(store, run_id, **options)
-                data = render(table, fmt, chart_data(store, table))
-            else:
-                data = render(table_for_run(store, run_id, **options), fmt)
+            table = (
+                report_table(store, run_id, **options)
+                if fmt == "html"
+                else table_for_run(store, run_id, **options)
+            )
+            data = render_from_store(table, fmt, store)
         if args.output:
             _write(args.output, data)
             print(f"wrote {args.output} ({fmt}, {len(data)} bytes)", file=sys.stderr)

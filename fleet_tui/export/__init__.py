@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 if TYPE_CHECKING:
     from fleet_tui.analysis.tables import ComparisonTable
     from fleet_tui.export.chart_data import ChartData
+    from fleet_tui.store import Store
 
 
 class Renderer(Protocol):
@@ -126,3 +127,14 @@ def render(table: ComparisonTable, fmt: str, charts: ChartData | None = None) ->
     chosen = format_named(fmt)
     renderer: Renderer = importlib.import_module(chosen.module).render
     return renderer(table, charts)
+
+
+def render_from_store(table: ComparisonTable, fmt: str, store: Store) -> bytes:
+    """`render` with the chart data the HTML report draws from `store` for the table's cells
+    (other formats need none): what `compare --format html` and `export --format html` write."""
+    charts = None
+    if format_named(fmt).name == "html":
+        from fleet_tui.export.chart_data import chart_data
+
+        charts = chart_data(store, table)
+    return render(table, fmt, charts)

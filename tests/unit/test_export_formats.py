@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +206,39 @@ def test_export_table_is_the_compare_table(tmp_path: Path) -> None:
         export_table = table_for_run(fx.store, fx.run_id, baseline="m2pro-a", metric="p50", min_effect=0.05)
     assert render(export_table, "json") == render(compare_table, "json")
     assert export_table.baseline == "m2pro-a" and export_table.metric == "p50"
+
+
+def test_compare_html_has_every_chart_and_equals_export_html(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compare --format html` and `export --format html` write the same report, with the chart
+    data from the store (distributions, sustained series) and the capex table (cost chart)."""
+    from fleet_tui.cli import main
+
+    fx = export_fixture.build(tmp_path / "fleet.db", nodes=export_fixture.NODES[:2], runs=2)
+    fx.store.close()
+    db = str(tmp_path / "fleet.db")
+    compared, exported = tmp_path / "compare.html", tmp_path / "export.html"
+    assert main(["compare", "1", "--db", db, "--format", "html", "--output", str(compared)]) == 0
+    assert main(["export", "1", "--db", db, "--format", "html", "--output", str(exported)]) == 0
+    capsys.readouterr()
+    text = compared.read_text(encoding="utf-8")
+    for kind in ("latency-distribution", "p95-ci", "sustained", "cost-per-million"):
+        assert f'data-chart="{kind}"' in text, kind
+    assert "charts are left out" not in text
+    assert normalise_html(text) == normalise_html(exported.read_text(encoding="utf-8"))
+
+
+def test_micro_op_cells_are_read_per_call(fixture_run: tuple[ComparisonTable, ChartData]) -> None:
+    """The fixture's numpy b1 cells store elapsed times of MICRO_LOOPS calls: the table and the
+    charts show per-call times, on the same scale as the stored (agent's) summary."""
+    table, charts = fixture_run
+    row = "mlp/b1/numpy:fp64"
+    cell = table.cell(row, "m1-a")
+    assert cell is not None and cell.p50_ms is not None
+    # 1.6 ms per call on the M1 (ENGINE_MS), not 4 x 1.6 ms.
+    assert cell.p50_ms.value == pytest.approx(export_fixture.ENGINE_MS["numpy"], rel=0.05)
+    distribution = next(d for d in charts.distributions if d.row == row and d.column == "m1-a")
+    assert distribution.quantiles_ms[50] == pytest.approx(cell.p50_ms.value, rel=0.05)
+    series = next(s for s in charts.sustained if s.row == row and s.column == "m1-a")
+    assert statistics.median(series.p50_ms) == pytest.approx(cell.p50_ms.value, rel=0.1)
