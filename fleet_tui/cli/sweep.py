@@ -91,8 +91,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             # Re-running the scheduler would only restamp the finished run (its duration grew).
             # --json / --junit still go through it: scripts expect its sweep_finished line / file.
             store.close()
-            print(f"run {resume} is already complete: nothing to resume (`fleet-tui runs` shows it)")
-            return record.exit_code if record.exit_code is not None else 0
+            code = record.exit_code if record.exit_code is not None else 0
+            verdict = {0: "its gates passed", 1: "a gate failed"}.get(code, "its stored outcome")
+            print(
+                f"run {resume} is already complete: nothing to resume; exit {code} is the run's stored "
+                f"verdict ({verdict}; `fleet-tui runs` shows it)"
+            )
+            return code
         if args.dry_run:
             print(f"run {resume}: {len(unfinished)} unfinished cell(s) would run:")
             for cell in unfinished:

@@ -378,7 +378,9 @@ class SweepScheduler:
         self.progress.emit(
             "job_started",
             node=node.name,
-            message=f"job {workload}: {len(todo)} cell(s), attempt {attempt}",
+            # The cells' own attempt numbers, as the store records them (a resumed cell's
+            # first job here is its attempt 2, not 1).
+            message=f"job {workload}: {len(todo)} cell(s), {_attempt_text(todo)}",
             job_id=job_id,
             cells=[c.key for c in todo],
         )
@@ -505,6 +507,13 @@ class SweepScheduler:
         self.progress.emit(
             "cell_result", node=node.name, message=text, cell=cell.key, status=status, **figures
         )
+
+
+def _attempt_text(cells: Sequence[CellRow]) -> str:
+    numbers = sorted({c.attempts + 1 for c in cells})
+    if len(numbers) == 1:
+        return f"attempt {numbers[0]}"
+    return f"attempts {numbers[0]}-{numbers[-1]}"
 
 
 def result_figures(summary: Mapping[str, Any]) -> dict[str, Any]:

@@ -233,6 +233,7 @@ def test_resuming_a_complete_run_changes_nothing(sweep_env: dict[str, str], tmp_
     )
     assert result.returncode == 1, result.stdout + result.stderr  # the stored verdict
     assert f"run {run_id} is already complete: nothing to resume" in result.stdout
+    assert "exit 1 is the run's stored verdict (a gate failed" in result.stdout
     assert "building artifacts" not in result.stdout
     with Store.open(db) as store:
         assert store.run(run_id).finished_at == before.finished_at

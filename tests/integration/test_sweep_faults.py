@@ -85,6 +85,9 @@ def test_lost_node_marks_cells_lost_and_resume_runs_only_those(
     resumed = Sweep(sweep_args(None, inventory, db, fleet, "--resume", str(run_id)), sweep_env)
     assert resumed.finish() == 0, resumed.output
     assert resumed.final["run_id"] == run_id and resumed.final["status"] == "complete"
+    # The resume log names the attempt the store records (the lost cells' second), not "attempt 1".
+    jobs = [e for e in resumed.events if e.get("type") == "job_started"]
+    assert jobs and all("attempt 1" not in e["message"] for e in jobs if e.get("node") == "ssh1"), jobs
 
     with Store.open(db) as store:
         after = {c.id: c for c in store.cells_for(run_id)}
