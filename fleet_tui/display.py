@@ -7,6 +7,7 @@ Every function takes the value (or a node's facts dict) and returns text; an unk
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -14,6 +15,33 @@ MISSING: Final = "—"
 """What an unknown value shows as: never "None", never an empty cell that looks like a bug."""
 
 OS_NAMES: Final = {"macos": "macOS", "linux": "Linux"}
+
+MAX_FIELD: Final = 200
+"""Characters of one node-supplied field printed on a terminal line before it is cut."""
+MAX_DOCUMENT_FIELD: Final = 4000
+"""The same bound for exported documents (Markdown, HTML), whose notes run longer."""
+_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+"""Unicode categories never printed as they are: control, format (bidi overrides, zero-width),
+surrogate, private-use and unassigned characters."""
+
+
+def clean(text: object, limit: int = MAX_FIELD) -> str:
+    """Printable text from a node-supplied value: control and format characters shown as \\xNN /
+    \\uNNNN escapes (a tab is kept), the length bounded by `limit` (then "...").
+
+    The one sanitiser for strings a node (or the inventory) supplied, used wherever they are
+    printed: the terminal table, the CLI, and the Markdown and HTML exports.
+    """
+    value = str(text)
+    out = []
+    for ch in value[:limit]:
+        if ch == "\t" or unicodedata.category(ch) not in _UNPRINTABLE:
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+    if len(value) > limit:
+        out.append("...")
+    return "".join(out)
 
 
 def _is_number(value: object) -> bool:

@@ -224,7 +224,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     elif not baselines:
         print("no baselines (fleet-tui baseline set NAME RUN)")
     else:
-        from fleet_tui.export.text import clean
+        from fleet_tui.display import clean
 
         for b in baselines:
             print(f"{clean(b['name'])}  run {b['run_id']}  set {b['created_at'][:19].replace('T', ' ')}")

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from fleet_tui.analysis.tables import Cell, Column, ComparisonTable, Row
+from fleet_tui.display import MAX_DOCUMENT_FIELD, clean
 from fleet_tui.export._text import all_tables, cell_lines, column_label, header
 from fleet_tui.export.json import document
 
@@ -63,6 +64,12 @@ figcaption { font-size: 0.85rem; color: #444; }
 """
 
 
+def _e(text: object) -> str:
+    """Text for the page: a node's control characters escaped (`fleet_tui.display.clean`), then
+    HTML-escaped."""
+    return html.escape(clean(text, MAX_DOCUMENT_FIELD))
+
+
 def render(table: ComparisonTable, charts: ChartData | None = None) -> bytes:
     return report(table, charts)[0]
 
@@ -70,7 +77,7 @@ def render(table: ComparisonTable, charts: ChartData | None = None) -> bytes:
 def report(table: ComparisonTable, charts: ChartData | None = None) -> tuple[bytes, dict[str, str]]:
     """The report and its charts (element id -> SVG text, drawn once for both)."""
     svgs: dict[str, str] = {}
-    title = html.escape(table.title)
+    title = _e(table.title)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -92,7 +99,7 @@ def report(table: ComparisonTable, charts: ChartData | None = None) -> tuple[byt
 
 
 def _table_html(table: ComparisonTable, main: bool) -> list[str]:
-    e = html.escape
+    e = _e
     out = [] if main else [f"<h2>{e(table.title)}</h2>"]
     out.append('<ul class="notes">' + "".join(f"<li>{e(line)}</li>" for line in header(table)) + "</ul>")
     if table.changes:
@@ -143,8 +150,8 @@ def _column_head(column: Column) -> str:
         extras.append("tier mismatch")
     if column.is_baseline:
         extras.append("baseline")
-    small = f"<br><small>{html.escape(', '.join(extras))}</small>" if extras else ""
-    return html.escape(column.label) + small
+    small = f"<br><small>{_e(', '.join(extras))}</small>" if extras else ""
+    return _e(column.label) + small
 
 
 def _where(row: Row) -> str:
@@ -196,7 +203,7 @@ def _svg(fig: Figure) -> str:
 def _figure_html(kind: str, ident: str, caption: str, svg: str) -> str:
     return (
         f'<figure class="chart" data-chart="{html.escape(kind)}" id="{html.escape(ident)}">'
-        f"{svg}<figcaption>{html.escape(caption)}</figcaption></figure>"
+        f"{svg}<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
 
@@ -285,7 +292,7 @@ def _charts_html(table: ComparisonTable, charts: ChartData | None, svgs: dict[st
 def _legend(ax: Axes, table: ComparisonTable, colours: dict[str, str], used: Sequence[str]) -> None:
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=colours[c.key], label=c.label) for c in table.columns if c.key in used]
+    handles = [Patch(color=colours[c.key], label=clean(c.label)) for c in table.columns if c.key in used]
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 

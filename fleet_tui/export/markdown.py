@@ -2,7 +2,8 @@
 columns = nodes or runs), then gate failures, recommendations and related tables.
 
 Cell text is `_text.cell_lines` joined with ``<br>`` (GitHub renders it inside a table cell);
-pipes and newlines in names are escaped so a node name cannot break the table.
+pipes and newlines in names are escaped so a node name cannot break the table, and every string
+goes through `fleet_tui.display.clean` so a node's control characters never reach the file.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fleet_tui.analysis.tables import ComparisonTable
+from fleet_tui.display import MAX_DOCUMENT_FIELD, clean
 from fleet_tui.export._text import cell_lines, column_label, header
 
 if TYPE_CHECKING:
@@ -21,12 +23,13 @@ def render(table: ComparisonTable, charts: ChartData | None = None) -> bytes:
 
 
 def escape(text: str) -> str:
-    """Text safe inside a GitHub table cell (and outside one)."""
+    """Text safe inside a GitHub table cell (and outside one), a node's control characters
+    escaped (`fleet_tui.display.clean`)."""
+    one_line = text.replace("\r", " ").replace("\n", " ")
     return (
-        text.replace("\\", "\\\\")
+        clean(one_line, MAX_DOCUMENT_FIELD)
+        .replace("\\", "\\\\")
         .replace("|", "\\|")
-        .replace("\r", " ")
-        .replace("\n", " ")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
     )

@@ -1,31 +1,16 @@
 """Plain-text rendering of a `ComparisonTable` for the terminal (no colour, no Rich).
 
 Every string that came from a node or the inventory (names, chips, reasons, gate details) goes
-through `clean`, so a node's control characters never reach the operator's terminal.
+through `fleet_tui.display.clean`, so a node's control characters never reach the operator's
+terminal.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 from fleet_tui.analysis.tables import Cell, Column, ComparisonTable, Estimate, Row
-
-MAX_FIELD = 200
-
-
-def clean(text: object) -> str:
-    """Printable text: control and format characters shown as \\xNN escapes, length bounded."""
-    value = str(text)
-    out = []
-    for ch in value[:MAX_FIELD]:
-        if ch in "\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co", "Cn"):
-            out.append(ch)
-        else:
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
-    if len(value) > MAX_FIELD:
-        out.append("...")
-    return "".join(out)
+from fleet_tui.display import clean
 
 
 def _num(value: float | None, digits: int = 4) -> str:

@@ -169,3 +169,8 @@ def test_node_text_is_printed_without_control_characters(
     assert code == 0
     assert "\x1b" not in out and "\x07" not in out
     assert "Apple\\x1b[2J M2\\x07" in out
+    for fmt in ("md", "html"):
+        code, out, _ = _run(capsys, "compare", str(run), "--db", str(tmp_path / "s.db"), "--format", fmt)
+        assert code == 0
+        assert "\x1b" not in out and "\x07" not in out, fmt
+        assert "x1b[2J M2" in out, fmt

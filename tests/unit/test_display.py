@@ -87,3 +87,11 @@ def test_unknown_values_show_the_placeholder_never_none() -> None:
     assert display.format_cores({"cores_total": 8}) == "8"
     assert display.format_load({"load_avg": ["x"]}) == display.MISSING
     assert display.format_ns_as_ms(1_234_567) == "1.235 ms" and display.format_ns_as_ms(None) == "n/a"
+
+
+def test_clean_escapes_control_and_format_characters_and_bounds_length() -> None:
+    assert display.clean("ok\tfine") == "ok\tfine"
+    assert display.clean("a\x1b[2Jb\x07") == "a\\x1b[2Jb\\x07"
+    assert display.clean("rtl\u202eevil") == "rtl\\u202eevil"  # a bidi override is a format char
+    assert display.clean("x" * 300) == "x" * display.MAX_FIELD + "..."
+    assert display.clean("x" * 300, limit=300) == "x" * 300
