@@ -18,6 +18,8 @@ OS_NAMES: Final = {"macos": "macOS", "linux": "Linux"}
 
 MAX_FIELD: Final = 200
 """Characters of one node-supplied field printed on a terminal line before it is cut."""
+LINE_LIMIT: Final = 4000
+"""Characters of one whole CLI line that may carry node text (progress, results) before it is cut."""
 MAX_DOCUMENT_FIELD: Final = 4000
 """The same bound for exported documents (Markdown, HTML), whose notes run longer."""
 _UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})

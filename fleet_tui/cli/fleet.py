@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from fleet_tui.config.settings import SshSettings, load_nodes, settings_from_args
-from fleet_tui.display import clip, format_cores, format_load, format_memory, format_os, format_rtt_ms, show
+from fleet_tui.display import (
+    LINE_LIMIT,
+    clean,
+    clip,
+    format_cores,
+    format_load,
+    format_memory,
+    format_os,
+    format_rtt_ms,
+    show,
+)
 from fleet_tui.fleet.transport.base import NodeError, as_node_error
 from fleet_tui.model.exit_codes import ExitCode
 
@@ -142,9 +152,9 @@ async def probe_and_print(
             if as_json:
                 print(json.dumps({"type": "result", **result.to_dict()}, default=str), file=out, flush=True)
             else:
-                print(format_probe_line(result, name_width), file=out, flush=True)
+                print(clean(format_probe_line(result, name_width), LINE_LIMIT), file=out, flush=True)
             for note in _notes(result):
-                print(note, file=err if as_json else out, flush=True)
+                print(clean(note, LINE_LIMIT), file=err if as_json else out, flush=True)
     summary = summarize(results, time.perf_counter() - started)
     print(json.dumps(summary) if as_json else format_summary(summary), file=out, flush=True)
     return ExitCode.OK if all(r.ok for r in results) else ExitCode.INCOMPLETE
@@ -235,7 +245,7 @@ async def deploy_and_print(
                     f"{outcome.node:<{name_width}}  {label:<16}  {outcome.bytes:>9} bytes  "
                     f"{outcome.seconds:6.2f} s  {outcome.remote_path}"
                 )
-            print(json.dumps(record) if as_json else text, file=out, flush=True)
+            print(json.dumps(record) if as_json else clean(text, LINE_LIMIT), file=out, flush=True)
     wall = time.perf_counter() - started
     ok = len(nodes) - sum(failures.values())
     summary = {
@@ -317,18 +327,16 @@ async def selftest_and_print(
                 }
                 print(json.dumps(record, default=str), file=out, flush=True)
                 continue
-            print(f"== {node.name}", file=out)
+            print(f"== {clean(node.name)}", file=out)
             if error is not None:
-                print(f"  {error.kind}: {error.message}", file=out)
+                print(clean(f"  {error.kind}: {error.message}", LINE_LIMIT), file=out)
             width = max((len(str(c.get("name", ""))) for c in checks), default=0)
             for check in checks:
                 status = str(check.get("status", "?"))
-                print(
-                    f"  {status.upper():<7} {str(check.get('name')):<{width}}  {check.get('detail') or ''}",
-                    file=out,
-                )
+                line = f"  {status.upper():<7} {str(check.get('name')):<{width}}  {check.get('detail') or ''}"
+                print(clean(line, LINE_LIMIT), file=out)
             for message in errors:
-                print(f"  {message}", file=out)
+                print(clean(f"  {message} (node says)", LINE_LIMIT), file=out)
             if error is None and not checks:
                 print("  (the agent reported no checks)", file=out)
             out.flush()

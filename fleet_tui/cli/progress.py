@@ -19,6 +19,7 @@ import time
 from datetime import UTC, datetime
 from typing import IO, Any, Final
 
+from fleet_tui.display import LINE_LIMIT, clean
 from fleet_tui.sweep.events import Progress
 
 PLAIN_TICK_S: Final = 10.0
@@ -71,7 +72,7 @@ class PlainProgress(Progress):
             self._last_tick[node] = now
         stamp = datetime.now().strftime("%H:%M:%S")
         prefix = f"{stamp} {node}: " if node else f"{stamp} "
-        self.stream.write(prefix + message + "\n")
+        self.stream.write(clean(prefix + message, LINE_LIMIT) + "\n")
         self.stream.flush()
 
 
@@ -99,7 +100,7 @@ class TtyProgress(Progress):
     def _draw(self) -> None:
         columns = self._columns()
         for node in self.nodes:
-            line = f"{node.ljust(self._width)}  {self.status.get(node, '')}"
+            line = clean(f"{node.ljust(self._width)}  {self.status.get(node, '')}", LINE_LIMIT)
             self.stream.write(line[: columns - 1] + "\n")
         self._drawn = len(self.nodes)
         self._last_draw = time.monotonic()
@@ -123,7 +124,7 @@ class TtyProgress(Progress):
         self._clear_block()
         if message:
             stamp = datetime.now().strftime("%H:%M:%S")
-            self.stream.write(f"{stamp} {node + ': ' if node else ''}{message}\n")
+            self.stream.write(clean(f"{stamp} {node + ': ' if node else ''}{message}", LINE_LIMIT) + "\n")
         self._draw()
 
     def close(self) -> None:

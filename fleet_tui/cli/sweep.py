@@ -17,6 +17,7 @@ import signal
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
+from fleet_tui.display import LINE_LIMIT, clean
 from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.sweep.scheduler import Interrupted, SweepResult
 
@@ -331,9 +332,10 @@ def print_results_table(store: Store, run_id: int, report: GateReport, out: IO[s
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     print("", file=out)
     for row in rows:
-        print("  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        line = "  ".join(text.ljust(w) for text, w in zip(row, widths, strict=True)).rstrip()
+        print(clean(line, LINE_LIMIT), file=out)
     for (gate, why), count in sorted(skipped.items()):
-        print(f"  {gate} skipped on {count} cell(s): {why}", file=out)
+        print(clean(f"  {gate} skipped on {count} cell(s): {why}", LINE_LIMIT), file=out)
 
 
 def print_result(result: SweepResult, out: IO[str]) -> None:
@@ -347,9 +349,9 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
         file=out,
     )
     for verdict in result.report.failures:
-        print(f"  GATE FAILED {verdict.gate}: {verdict.detail}", file=out)
+        print(clean(f"  GATE FAILED {verdict.gate}: {verdict.detail}", LINE_LIMIT), file=out)
     for verdict in result.report.inconclusive:
-        print(f"  GATE INCONCLUSIVE {verdict.gate}: {verdict.detail}", file=out)
+        print(clean(f"  GATE INCONCLUSIVE {verdict.gate}: {verdict.detail}", LINE_LIMIT), file=out)
     # One line per (state, node, reason): a node that is down loses every cell for one reason,
     # and repeating a long host-key message per cell buries it.
     groups: dict[tuple[str, str, str], list[str]] = {}
@@ -362,7 +364,7 @@ def print_result(result: SweepResult, out: IO[str]) -> None:
         else:
             shown = ", ".join(keys[:3]) + (", …" if len(keys) > 3 else "")
             what = f"{len(keys)} cells ({shown})"
-        print(f"  {state.upper()} {node} {what}: {reason}", file=out)
+        print(clean(f"  {state.upper()} {node} {what}: {reason}", LINE_LIMIT), file=out)
     if len(groups) > 50:
         print(f"  ... and {len(groups) - 50} more", file=out)
     if result.status == "interrupted":

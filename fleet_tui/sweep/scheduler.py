@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 from fleet_tui.analysis.gates import GateReport, evaluate_gates
-from fleet_tui.display import format_ns_as_ms
+from fleet_tui.display import clean, format_ns_as_ms
 from fleet_tui.fleet.agent import agent_events
 from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 from fleet_tui.model.exit_codes import ExitCode
@@ -464,12 +464,16 @@ class SweepScheduler:
             job.errors.append(f"{code}: {message}")
             if code == "bad_artifact":
                 job.bad_artifact = True
-            self.progress.emit("agent_error", node=node.name, message=f"agent error {code}: {message}")
+            self.progress.emit(
+                "agent_error",
+                node=node.name,
+                message=f"agent error {clean(code)} (node says): {clean(message)}",
+            )
         elif kind == "warning":
             self.progress.emit(
                 "agent_warning",
                 node=node.name,
-                message=f"warning {event.get('code')}: {event.get('message')}",
+                message=f"warning {clean(event.get('code'))} (node says): {clean(event.get('message'))}",
             )
         elif kind == "done":
             job.done = event
@@ -503,7 +507,7 @@ class SweepScheduler:
                 f"n={summary.get('n')}" + (f" flags: {', '.join(flags)}" if flags else "")
             )
         else:
-            text = f"{status} {cell.key}" + (f": {reason}" if reason else "")
+            text = f"{status} {cell.key}" + (f" (node says): {clean(reason)}" if reason else "")
         self.progress.emit(
             "cell_result", node=node.name, message=text, cell=cell.key, status=status, **figures
         )
