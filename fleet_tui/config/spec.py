@@ -266,6 +266,30 @@ _MEASURE_FLOAT = (
     "wait_nominal_s",
 )
 _MEASURE_BOOL = ("p99", "numeric")
+
+MAXIMUMS: Final[dict[str, float]] = {
+    # Upper bounds of every number a spec may give (a value above is a spec error): far above any
+    # real use, low enough that no product of them overflows a float, a SQLite integer or the
+    # agent's memory (a sample is 8 bytes: 10 M samples are 80 MB per run).
+    "budget_ms": 3_600_000.0,  # an hour per inference
+    "runs": 100,
+    "warmup_min": 100_000,
+    "warmup_max": 100_000,
+    "min_samples": 10_000_000,
+    "max_samples": 10_000_000,
+    "check_every": 1_000_000,
+    "min_duration_s": 86_400.0,
+    "max_duration_s": 86_400.0,
+    "epsilon": 1.0,
+    "sustained_minutes": 1_440.0,
+    "cooldown_s": 3_600.0,
+    "wait_nominal_s": 3_600.0,
+    "busy_wait_s": 86_400.0,
+    "max_attempts": 100,
+    "retry_backoff_s": 3_600.0,
+    "coreml_vs_mlx_p95": 1_000.0,
+    "sustained_vs_burst": 1_000.0,
+}
 _GATE_KEYS = ("coreml_vs_mlx_p95", "sustained_vs_burst", "budget", "numeric")
 _SCHEDULER_KEYS = ("on_busy", "busy_wait_s", "max_attempts", "retry_backoff_s")
 
@@ -330,13 +354,20 @@ class _Parser:
         if value < minimum or (strict and value == minimum):
             op = ">" if strict else ">="
             raise self.error(where, f"{key} must be {op} {minimum:g}, got {value!r}", key)
+        self._at_most(value, where, key)
         return float(value)
+
+    def _at_most(self, value: float, where: str, key: str) -> None:
+        maximum = MAXIMUMS.get(key)
+        if maximum is not None and value > maximum:
+            raise self.error(where, f"{key} must be <= {maximum:g}, got {value!r}", key)
 
     def integer(self, value: Any, where: str, key: str, *, minimum: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.error(where, f"{key} must be an integer, not {_shown(value)}", key)
         if value < minimum:
             raise self.error(where, f"{key} must be >= {minimum}, got {value}", key)
+        self._at_most(value, where, key)
         return value
 
     def boolean(self, value: Any, where: str, key: str) -> bool:
