@@ -280,7 +280,6 @@ MAXIMUMS: Final[dict[str, float]] = {
     "check_every": 1_000_000,
     "min_duration_s": 86_400.0,
     "max_duration_s": 86_400.0,
-    "epsilon": 1.0,
     "sustained_minutes": 1_440.0,
     "cooldown_s": 3_600.0,
     "wait_nominal_s": 3_600.0,
