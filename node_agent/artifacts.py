@@ -10,7 +10,8 @@ Layout of ``<out_root>/<artifact_id>/``::
 
 The raw .mlpackage bytes differ between conversions (random UUIDs in Manifest.json,
 protobuf map order, the conversion date), so the id is built from the recipe, the weights
-and eval hashes and the TECH_BRIEF A5 *semantic* hash of each package. Every file's exact
+and eval hashes and the *semantic* hash of each package (docs/PLATFORM.md, "Artifact hashes").
+Every file's exact
 sha256 is listed too; `verify_artifact` checks those on the node before use.
 
 This module is stdlib only at import time (verify runs on nodes); numpy and coremltools
@@ -71,7 +72,7 @@ def _walk_files(root: Path) -> list[Path]:
 
 
 def mlpackage_semantic_hash(pkg: Path) -> str:
-    """TECH_BRIEF A5: deterministic spec bytes (conversion date removed) + Data/ blobs.
+    """docs/PLATFORM.md, "Artifact hashes": deterministic spec bytes (conversion date removed) + Data/ blobs.
 
     Manifest.json (random UUIDs) is excluded and model.mlmodel is covered by the spec bytes.
     """

@@ -1,6 +1,6 @@
 """Where Core ML plans to run each op: MLComputePlan (macOS 14.4+), summarised per compute unit.
 
-The walk is TECH_BRIEF A3's snippet, copied faithfully (``load_from_path(path=...,
+The walk is docs/PLATFORM.md, "Compute plan", copied faithfully (``load_from_path(path=...,
 compute_units=...)``, ``program.functions["main"]``, ``const`` ops skipped, per-op preferred and
 supported devices and cost weights). `summarize_ops` turns its op list into what the table
 shows: op counts and cost-weighted shares on ane / gpu / cpu, and the ops that fell back.
@@ -40,7 +40,7 @@ def unsupported_reason() -> str | None:
 
 
 def plan_ops(plan: Any) -> dict[str, Any]:
-    """TECH_BRIEF A3's walk over a loaded plan: ops, count_by_device, cost_by_device."""
+    """docs/PLATFORM.md, "Compute plan"'s walk over a loaded plan: ops, count_by_device, cost_by_device."""
     prog = plan.model_structure.program
     if prog is None:
         raise ValueError("not an ML program")

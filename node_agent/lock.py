@@ -1,4 +1,4 @@
-"""One sweep at a time per node: a lock file under ``~/.fleet-agent/`` (DESIGN "Wire format").
+"""One sweep at a time per node: a lock file under ``~/.fleet-agent/`` (docs/DESIGN.md, "Wire format").
 
 The lock is a file created with ``O_CREAT | O_EXCL`` holding the holder as JSON
 (``pid, host, started, job_id, command``). A lock whose holder pid is dead on this host is stale

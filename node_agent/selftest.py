@@ -1,4 +1,4 @@
-"""``agent selftest``: check every platform assumption of TECH_BRIEF section F on this node.
+"""``agent selftest``: check every platform assumption of docs/PLATFORM.md, "Selftest checks" on this node.
 
 One ``facts`` event carries ``{"checks": [{"name", "status", "detail"}], "summary": {...}}``
 where status is "pass", "fail" or "skipped" (with the reason, e.g. "needs macOS: ..."). The
@@ -108,7 +108,7 @@ def check_mlx() -> CheckResult:
 
     version = str(getattr(mx, "__version__", "unknown"))
     if not version.startswith(EXPECTED_MLX):
-        return "fail", f"mlx {version}; TECH_BRIEF B describes {EXPECTED_MLX}x"
+        return "fail", f"mlx {version}; docs/PLATFORM.md, 'MLX' describes {EXPECTED_MLX}x"
     return "pass", f"mlx {version}, default device {mx.default_device()}"
 
 
@@ -117,7 +117,10 @@ def check_coremltools() -> CheckResult:
 
     version = str(ct.__version__)
     if not version.startswith(EXPECTED_COREMLTOOLS):
-        return "fail", f"coremltools {version}; TECH_BRIEF A describes {EXPECTED_COREMLTOOLS}x"
+        return (
+            "fail",
+            f"coremltools {version}; docs/PLATFORM.md describes {EXPECTED_COREMLTOOLS}x",
+        )
     return "pass", f"coremltools {version}"
 
 
@@ -396,7 +399,9 @@ RANGE_DEFAULT: Final = 128
 
 
 def build_attention_packages(out_dir: str) -> dict[str, str]:
-    """Convert the TECH_BRIEF A1 attention block twice (EnumeratedShapes, RangeDim) and save both.
+    """Convert the attention block twice (EnumeratedShapes, RangeDim) and save both.
+
+    docs/PLATFORM.md, "Core ML conversion" and "Compute plan" say why.
 
     Runs anywhere coremltools converts (Linux too). Returns {"enumerated": path, "range": path}.
     """
@@ -576,7 +581,7 @@ def check_load_duration() -> CheckResult:
 
 
 def default_checks() -> list[Check]:
-    """Every check, in the order a reader wants them (basics first, then TECH_BRIEF F 1-7)."""
+    """Every check, in the order a reader wants them (docs/PLATFORM.md, "Selftest checks")."""
     mac = "macOS only"
     return [
         Check("python_version", check_python_version),

@@ -1,11 +1,11 @@
 """Run conditions: thermal pressure, Low Power Mode, power source, load and the top CPU process.
 
 macOS cannot be tuned for benchmarking, so the agent records the conditions instead
-(MEASUREMENT 2.6 (7) and (10)): before and after each bucket and every few seconds during
+(docs/MEASUREMENT.md, "Stopping"): before and after each bucket and every few seconds during
 sustained runs. `read_conditions` is therefore cheap: one notify call (no process) plus
 ``pmset -g``, ``pmset -g batt`` and ``ps`` on macOS; file reads plus ``ps`` on Linux.
 
-Thermal pressure sources, in order (TECH_BRIEF C, none needs root):
+Thermal pressure sources, in order (docs/PLATFORM.md, "macOS readers", none needs root):
 
 1. the Darwin notify key ``com.apple.system.thermalpressurelevel`` via ctypes against
    libSystem: 0..4 = nominal / moderate / heavy / trapping / sleeping (source ``"notify"``);
@@ -175,7 +175,7 @@ _libsystem_cache: list[Any] = []
 
 
 def load_libsystem() -> Any | None:
-    """libSystem with the notify signatures from TECH_BRIEF C, or None off macOS. Loaded once."""
+    """libSystem with the notify signatures (docs/PLATFORM.md, "macOS readers"), or None off macOS."""
     if not _libsystem_cache:
         try:
             lib = ctypes.CDLL(LIBSYSTEM_PATH)
@@ -345,7 +345,7 @@ def read_top_cpu(
     agent / worker processes): {pid, command, cpu_percent}.
 
     ``ps`` %CPU is a decaying average on macOS and a lifetime average on Linux: it flags
-    "another heavy process is running" (MEASUREMENT 2.6 (10)), it is not a profiler.
+    "another heavy process is running" (docs/MEASUREMENT.md, "Flags"), it is not a profiler.
     """
     if _is_darwin(darwin):
         argv = ["ps", "-Ao", "pid,pcpu,comm", "-r"]

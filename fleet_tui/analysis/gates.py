@@ -1,4 +1,4 @@
-"""The runbook's gates (DESIGN "The runbook"), as pure functions over stored cell results.
+"""The runbook's gates (docs/DESIGN.md, "The runbook"), as pure functions over stored cell results.
 
 Each gate returns one `GateVerdict` per cell it applies to: "pass", "fail" (with the figures in
 `detail`), "inconclusive" (the data cannot decide: the figure rests on fewer samples than its

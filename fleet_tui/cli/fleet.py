@@ -1,6 +1,6 @@
 """Headless fleet commands: `fleet-tui probe`, `fleet-tui deploy`, `fleet-tui selftest`.
 
-Exit codes (DESIGN "Controller surface"): 0 ok, 1 a selftest check failed, 2 bad inventory or
+Exit codes (docs/DESIGN.md, "Controller surface"): 0 ok, 1 a selftest check failed, 2 bad inventory or
 settings, 3 incomplete (at least one node failed).
 """
 

@@ -44,7 +44,7 @@ class SpecError(ValueError):
 # --- Engine configurations -------------------------------------------------------------------
 
 ENGINE_OPTIONS: Final[Mapping[str, Mapping[str, tuple[str, ...]]]] = CONFIG_CHOICES
-"""Engine -> option -> allowed values (DESIGN "Engines and cells"); the agent's own table."""
+"""Engine -> option -> allowed values (docs/DESIGN.md, "Engines and cells"); the agent's own table."""
 
 ENGINE_DEFAULTS: Final[Mapping[str, Mapping[str, str]]] = CONFIG_DEFAULTS
 """Values filled in for options an engine config leaves out (so every key is complete)."""
@@ -106,7 +106,7 @@ class TargetSpec:
 
 @dataclass(frozen=True)
 class MeasureSpec:
-    """Measurement settings (MEASUREMENT.md 2.6 (3), (4), (7), (8)); defaults are the real ones."""
+    """Measurement settings (docs/MEASUREMENT.md explains each); defaults are the real ones."""
 
     runs: int = 5
     warmup_min: int = 5
@@ -132,7 +132,7 @@ class MeasureSpec:
 
 @dataclass(frozen=True)
 class GateSpec:
-    """Gate thresholds (DESIGN "The runbook"); None turns a ratio gate off (`= false` in TOML)."""
+    """Gate thresholds (docs/DESIGN.md, "The runbook"); None turns a ratio gate off (`= false` in TOML)."""
 
     coreml_vs_mlx_p95: float | None = 1.25
     sustained_vs_burst: float | None = 1.2
@@ -568,7 +568,7 @@ class _Parser:
             raise self.error(
                 where,
                 f"max_samples ({measure.max_samples}) is below {MIN_SAMPLES_P99}, the sample floor "
-                f"p99 = true needs (MEASUREMENT 2.6 (4))",
+                f"p99 = true needs (docs/MEASUREMENT.md, 'Floors')",
                 "max_samples" if "max_samples" in table else "p99",
             )
         try:

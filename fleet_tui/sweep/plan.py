@@ -3,7 +3,7 @@
 A cell = (node, workload, bucket, engine config). Nothing is dropped: a cell that is known
 before running to be impossible on its node (Core ML prediction off macOS, MLX on the GPU
 without Metal, an engine the node's probe reports missing) stays in the plan with state
-"unsupported" and the reason (DESIGN "Engines and cells"). Without probe facts for a node,
+"unsupported" and the reason (docs/DESIGN.md, "Engines and cells"). Without probe facts for a node,
 every cell of it is "pending" and the agent reports unsupported cells when it meets them.
 
 Cell keys are stable names within a node: ``workload/bucket/engine-key``, e.g.
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
 
 STABILITY_CHECK_SAMPLES: Final = 40
-"""Samples of the adaptive warmup check (2 x 20, MEASUREMENT 2.6 (3)) assumed in the estimate."""
+"""Samples of the adaptive warmup check (2 x 20, docs/MEASUREMENT.md, "Warmup") assumed in the estimate."""
 
 ESTIMATE_ASSUMPTION: Final = (
     "estimate assumes every inference takes its bucket's budget; excludes waits for nominal "

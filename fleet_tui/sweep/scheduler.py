@@ -3,7 +3,7 @@ it arrives.
 
 Job granularity: one agent job per (node, workload), holding every bucket x engine config of
 that workload still to run on the node. The agent measures each cell in R fresh worker
-processes with the cell order rotated between runs (MEASUREMENT 2.6 (8)), one worker at a time,
+processes with the cell order rotated between runs (docs/MEASUREMENT.md, "Intervals"), one worker at a time,
 so measurements never overlap on a node; grouping a whole workload lets that interleaving cover
 the engine configs too, which is what the coreml-vs-MLX gate compares within a bucket. Jobs of
 one node run one after another (asyncio task per node); the agent's lock keeps other sweeps out.

@@ -1,6 +1,6 @@
 """The Core ML engine: the artifact's .mlpackage, compiled once per host into a persistent cache.
 
-Follows TECH_BRIEF A2 to the letter (this code cannot run off macOS):
+Follows docs/PLATFORM.md, "Core ML prediction" to the letter (this code cannot run off macOS):
 
 * ``compile_model(pkg, destination_path=dst)`` with ``dst`` ending in ``.mlmodelc`` and not
   existing yet (compile_model ``shutil.move``s into an existing directory otherwise); the
@@ -146,7 +146,8 @@ class CoreMLEngine:
         compile_ns: int | None = None
         cached = dst.exists()
         if not cached:
-            # compile_model moves its temp output to dst; dst must not exist (TECH_BRIEF A2).
+            # compile_model moves its temp output to dst; dst must not exist beforehand
+            # (docs/PLATFORM.md, "Core ML prediction").
             tmp = dst.with_name(f"{key}.tmp-{os.getpid()}.mlmodelc")
             if tmp.exists():
                 shutil.rmtree(tmp)

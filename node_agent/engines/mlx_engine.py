@@ -1,6 +1,6 @@
 """The MLX engine: the workload's forward on mx.array values, on the GPU (Metal) or the CPU.
 
-Timing follows MLX's own benchmarks (TECH_BRIEF B): every call is forced with ``mx.eval``
+Timing follows MLX's own benchmarks (docs/PLATFORM.md, "MLX"): every call is forced with ``mx.eval``
 inside the timed region, so the time covers the computation, not graph construction. The
 graph is not wrapped in ``mx.compile`` (the notebook-style MLX a team would ship first).
 Runs on the process's main thread: MLX streams are thread-affine.
@@ -86,7 +86,7 @@ class MlxEngine:
         from node_agent.workloads import prepare
 
         out = self._model.module.forward(self.ops, self._weights, prepare(self.ops, inputs))
-        # np.array on bf16 fails and fp16 is lossy to compare in: widen first (TECH_BRIEF B).
+        # np.array on bf16 fails and fp16 is lossy to compare in: widen first (docs/PLATFORM.md, "MLX").
         return np.array(out.astype(self.mx.float32))
 
     def peak_memory_bytes(self) -> int | None:

@@ -3,7 +3,7 @@
 Inputs: x (1, 1, D), the new token's embedding, and kv_cache (LAYERS, 2, HEADS, T, HEAD_DIM)
 with T = the context length of the bucket. Output: logits (1, 1, VOCAB) for the next token.
 
-Design decision (Core ML, TECH_BRIEF A1 trap 4): K and V of every layer are packed into the
+Design decision (Core ML, docs/PLATFORM.md, "Core ML conversion"): K and V of every layer are packed into the
 ONE input kv_cache. Separate k_cache / v_cache inputs would be two EnumeratedShapes inputs,
 which ct.convert refuses below macOS15 ("Expected a single enumerated shape input"). The
 packed cache keeps the macOS14 target; x stays a fixed-shape input.

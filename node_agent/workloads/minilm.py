@@ -5,7 +5,7 @@ BERT: 6 layers, hidden 384, 12 heads, intermediate 1536, exact (erf) GELU, layer
 package's sentence-transformers modules.json lists a Normalize module, L2 normalisation.
 
 Input: input_ids int32 (1, S) with every token real. There is no attention-mask input:
-a second EnumeratedShapes input would need macOS15 (TECH_BRIEF A1 trap 4), and with no
+a second EnumeratedShapes input would need macOS15 (docs/PLATFORM.md, "Core ML conversion"), and with no
 padding the mask is all ones, so BERT's output is the same without it. token_type_ids are
 all 0 (single-segment input), so row 0 of the token-type table is added to every token.
 

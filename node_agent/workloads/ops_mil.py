@@ -1,6 +1,7 @@
 """coremltools MIL-builder backend of the workload op namespace, and the Core ML conversion.
 
-Follows TECH_BRIEF A1 exactly: opset macOS14 (no scaled_dot_product_attention: attention is
+Follows docs/PLATFORM.md, "Core ML conversion" exactly: opset macOS14 (no
+scaled_dot_product_attention: attention is
 matmul + softmax in the workloads), the flexible axis is a `get_new_symbol()` symbol with the
 bucket shapes passed as `ct.EnumeratedShapes` to `ct.convert` (a fixed TensorSpec would
 silently drop the enumeration), fp16 I/O declared through `mb.TensorSpec(dtype=types.fp16)`
@@ -167,7 +168,7 @@ def build_program(
     """The workload's forward as a MIL Program (opset macOS14) over `buckets` (default: all).
 
     With one bucket every input is fixed; otherwise each axis that differs between buckets
-    becomes a `get_new_symbol()` symbol (TECH_BRIEF A1 trap 2).
+    becomes a `get_new_symbol()` symbol (docs/PLATFORM.md, "Core ML conversion").
     """
     import coremltools as ct
     from coremltools.converters.mil import Builder as mb
@@ -236,7 +237,7 @@ def convert_workload(
 
 
 def quantization_policy(quantization: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The TECH_BRIEF A4 policy record for a quantization request (method "none" if None)."""
+    """The policy record for a quantization request (method "none" if None)."""
     import coremltools as ct
 
     q = dict(quantization or {})
@@ -265,7 +266,7 @@ def quantization_policy(quantization: Mapping[str, Any] | None) -> dict[str, Any
 
 
 def quantize(model: Any, quantization: Mapping[str, Any]) -> Any:
-    """int8 linear weight quantization (cto.coreml.linear_quantize_weights, TECH_BRIEF A4)."""
+    """int8 linear weight quantization (cto.coreml.linear_quantize_weights)."""
     import coremltools.optimize as cto
 
     policy = quantization_policy(quantization)

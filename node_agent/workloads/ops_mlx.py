@@ -14,7 +14,7 @@ class MlxOps:
     """Op namespace on mx.array values in one float dtype (mx.float32 default, or mx.float16).
 
     Graphs are shape-agnostic (reshapes use -1), so the caller may wrap forward in
-    ``mx.compile(..., shapeless=True)`` (TECH_BRIEF B).
+    ``mx.compile(..., shapeless=True)`` (docs/PLATFORM.md, "MLX").
     """
 
     def __init__(self, dtype: Any = None) -> None:
@@ -36,7 +36,7 @@ class MlxOps:
         arr = np.asarray(array)
         if np.issubdtype(arr.dtype, np.integer):
             return mx.array(arr.astype(np.int32))
-        # mx.array(float64) silently becomes float32; cast explicitly (TECH_BRIEF B dtype traps)
+        # mx.array(float64) silently becomes float32; cast explicitly (docs/PLATFORM.md, "MLX")
         return mx.array(arr.astype(np.float32)).astype(self.dtype)
 
     def linear(self, x: Any, w: Any, b: Any | None = None) -> Any:

@@ -120,7 +120,7 @@ def test_rebuilding_the_same_recipe_in_another_process_gives_the_same_id(
     first = verify_artifact(artifacts["mlp"])
     assert artifact_id == first["artifact_id"]
     assert json.loads(semantic_line) == first["semantic_hash"]
-    # the raw package bytes do differ (TECH_BRIEF A5): that is why the id uses semantic hashes
+    # the raw package bytes do differ (docs/PLATFORM.md, "Artifact hashes"): hence semantic hashes
     second = verify_artifact(tmp_path / artifact_id)
     assert (
         second["files"]["model-fp16.mlpackage/Manifest.json"]

@@ -1,4 +1,4 @@
-"""The architecture's boundaries, enforced (DESIGN "Architecture"):
+"""The architecture's boundaries, enforced (docs/DESIGN.md, "Architecture"):
 
 - the node agent's core imports only the standard library, so `probe` runs on a bare Python;
   numpy / mlx / coremltools are imported lazily, inside engine and workload code;

@@ -82,7 +82,7 @@ class SshAgentProcess(AgentProcess):
     async def lines(self) -> AsyncIterator[str]:
         try:
             async for line in self._proc.stdout:
-                if not line:  # TECH_BRIEF D: a final '' can be yielded at EOF
+                if not line:  # docs/PLATFORM.md, "SSH sessions": a final '' can be yielded at EOF
                     break
                 yield line.rstrip("\r\n")
         except (asyncssh.Error, OSError) as exc:
