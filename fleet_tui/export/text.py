@@ -29,7 +29,10 @@ def estimate_text(e: Estimate | None, digits: int = 4) -> str:
 
 
 def _grid(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    # Rows may be ragged (an unsupported cell has fewer figures than the header): pad them.
+    ncols = max(len(r) for r in rows)
+    rows = [[*r, *[""] * (ncols - len(r))] for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(ncols)]
     lines = []
     for r in rows:
         cells = [c.ljust(widths[i]) for i, c in enumerate(r)]

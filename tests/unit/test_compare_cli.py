@@ -174,3 +174,21 @@ def test_node_text_is_printed_without_control_characters(
         assert code == 0
         assert "\x1b" not in out and "\x07" not in out, fmt
         assert "x1b[2J M2" in out, fmt
+
+
+def test_capex_with_an_unsupported_cell_prints_its_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An unsupported cell has fewer figures than the capex header: the table must still print.
+    path = tmp_path / "store.db"
+    engines = 'numpy = [{ dtype = "fp64" }]\ncoreml = [{ compute_units = "all", precision = "fp16" }]'
+    measured = _samples({})
+
+    def samples(node: str, key: str) -> Any:
+        return None if "coreml" in key else measured(node, key)  # None: the cell is unsupported
+
+    store, run_id = build(path, NODES, samples, node_facts=FACTS, engines=engines)
+    store.close()
+    code, out, err = _run(capsys, "capex", str(run_id), "--db", str(path))
+    assert code == 0, err
+    assert "unsupported" in out and "Recommendations" in out
