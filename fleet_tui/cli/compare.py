@@ -14,29 +14,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleet_tui.cli.common import CommandError, open_existing_store
 from fleet_tui.model.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from fleet_tui.analysis.evidence import RunEvidence
     from fleet_tui.analysis.tables import ComparisonTable
     from fleet_tui.store import Store
-
-
-class CommandError(Exception):
-    """Bad operator input: printed as one line, exit 2."""
-
-
-def _open_existing(db: str | None) -> Store:
-    from fleet_tui.paths import resolve_db_path
-    from fleet_tui.store import Store, StoreError
-
-    path = resolve_db_path(db)
-    if not path.is_file():
-        raise CommandError(f"no store at {path}: run a sweep first (fleet-tui sweep SPEC)")
-    try:
-        return Store.open(path)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
 
 
 def _run_id(text: str) -> int:
@@ -168,7 +152,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from fleet_tui.analysis.compare import CompareError
 
     try:
-        store = _open_existing(args.db)
+        store = open_existing_store(args.db)
         with store:
             table, against = build_compare(store, args)
             report = with_capex(store, table, args.utilisation) if args.format in ("html", "htm") else table
@@ -190,7 +174,7 @@ def cmd_capex(args: argparse.Namespace) -> int:
     from fleet_tui.analysis.compare import CompareError
 
     try:
-        store = _open_existing(args.db)
+        store = open_existing_store(args.db)
         with store:
             run_ids = [_run_id(r) for r in args.runs] or [_latest_run(store)]
             runs = _load(store, run_ids)
@@ -206,7 +190,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     from fleet_tui.store import StoreError
 
     try:
-        store = _open_existing(args.db)
+        store = open_existing_store(args.db)
         with store:
             if args.action == "set":
                 run_id = _run_id(args.run)

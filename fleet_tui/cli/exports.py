@@ -17,15 +17,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleet_tui.cli.common import CommandError, open_existing_store
+from fleet_tui.display import LINE_LIMIT, clean
 from fleet_tui.model.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from fleet_tui.analysis.tables import ComparisonTable
     from fleet_tui.store import Store
-
-
-class CommandError(Exception):
-    """Bad operator input: one line on stderr, exit 2."""
 
 
 def _fail(command: str, message: str) -> int:
@@ -34,21 +32,8 @@ def _fail(command: str, message: str) -> int:
 
 
 def _printable(text: str) -> str:
-    """Never print control characters that came from a file or a node."""
-    return "".join(ch if ch.isprintable() or ch == "\n" else f"\\x{ord(ch):02x}" for ch in text)
-
-
-def _open_existing(db: str | None) -> Store:
-    from fleet_tui.paths import resolve_db_path
-    from fleet_tui.store import Store, StoreError
-
-    path = resolve_db_path(db)
-    if not path.is_file():
-        raise CommandError(f"no store at {path}: run a sweep first (fleet-tui sweep SPEC)")
-    try:
-        return Store.open(path)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
+    """Never print control characters that came from a file or a node (line by line)."""
+    return "\n".join(clean(line, LINE_LIMIT) for line in text.split("\n"))
 
 
 def _run_id(store: Store, text: str) -> int:
@@ -128,7 +113,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     try:
         fmt = _format_of(args.format, args.output)
-        with _open_existing(args.db) as store:
+        with open_existing_store(args.db) as store:
             run_id = _run_id(store, args.run)
             options = {
                 "baseline": args.baseline,
@@ -187,7 +172,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"unexpected argument {args.path!r} (verify a bundle with: fleet-tui bundle verify PATH)"
             )
-        with _open_existing(args.db) as store:
+        with open_existing_store(args.db) as store:
             run_id = _run_id(store, args.target)
             files = bundle.collect(store, run_id, bundle_exports(store, run_id))
         try:
