@@ -338,7 +338,7 @@ def test_bundle_of_a_real_sweep_verifies_against_the_agents_own_summaries(
     ).replace("sustained_minutes = 0", "sustained_minutes = 0.02")
     inventory, spec_path, db = write_setup(tmp_path, [local_node()], spec)
     swept = run_cli(["sweep", str(spec_path), "--inventory", str(inventory), "--db", str(db)], sweep_env)
-    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert swept.returncode in (0, 1), swept.stdout + swept.stderr  # a gate verdict does not matter here
     out = tmp_path / "real.tar.gz"
     made = run_cli(["bundle", "1", "--db", str(db), "--output", str(out)], sweep_env)
     assert made.returncode == 0, made.stderr
