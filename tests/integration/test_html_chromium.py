@@ -26,6 +26,9 @@ from fleet_tui.export.chart_data import chart_data
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
+if CHROMIUM is None and os.environ.get("FLEET_TUI_REQUIRE_CHROMIUM") == "1":
+    raise RuntimeError("FLEET_TUI_REQUIRE_CHROMIUM=1, but chromium is missing (apt-get install chromium)")
+
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="headless Chromium (Debian package chromium) is not installed"
 )
