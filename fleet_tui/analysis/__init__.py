@@ -1,1 +1,1 @@
-"""Analysis over stored results: gates (and later comparisons and cost), no UI, no heavy imports."""
+"""Analysis over stored results: gates, the comparison, cost and capex, and the one table model."""
