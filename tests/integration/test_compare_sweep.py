@@ -10,9 +10,8 @@ work per inference, the same every run, so it does not rely on CPU contention (w
 shared 2-core box); the comparability key (workload, bucket, engine, artifact, versions, mode)
 is unchanged.
 
-The run statistics must be clean enough to decide (no `need_more_runs`): when the box is so busy
-that a node's per-run medians scatter, the sweep is measured again (at most twice), and the test
-is skipped, saying why, if the box stays that noisy.
+On identical nodes the test asserts what compare must never do (call one faster or slower), not
+how tight the interval is: that depends on how busy the shared box is.
 """
 
 from __future__ import annotations
@@ -131,7 +130,9 @@ def test_identical_nodes_show_no_significant_difference(
     assert len(cells) == 1
     ratio = cells[0].ratio
     assert ratio.estimate is not None and ratio.low is not None and ratio.high is not None
-    assert 0.85 < ratio.estimate < 1.15, ratio
+    # The point estimate is not asserted: on a busy shared box a node's run-level p95 can scatter
+    # (CI once saw 1.57x with 0.45-5.48), and then the honest answer is exactly this: an interval
+    # that includes 1 and no verdict.
     assert ratio.low <= 1.0 <= ratio.high, ratio
     assert ratio.verdict == "no_significant_difference", ratio
     assert ratio.runs == ratio.reference_runs == RUNS
