@@ -6,8 +6,9 @@ gives None fields, never an exception.
 
 Linux sources: /proc and /sys files, here. macOS sources (sysctl, sw_vers, memory_pressure,
 system_profiler) and their parsers live in `node_agent.facts_macos`, imported only on macOS (a
-probe runs on every fleet refresh and compiles what it imports); their names stay readable from
-here too. `node_agent.thermal` gives thermal pressure, Low Power Mode and power source.
+probe runs on every fleet refresh and compiles what it imports); that module never imports this
+one, so the dependency runs one way. `node_agent.thermal` gives thermal pressure, Low Power Mode
+and power source.
 """
 
 from __future__ import annotations
@@ -17,25 +18,11 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from node_agent import thermal
 from node_agent.capabilities import available_engines, library_versions
-
-if TYPE_CHECKING:
-    from node_agent.facts_macos import PROFILER_ARGV as PROFILER_ARGV
-    from node_agent.facts_macos import SYSCTL_KEYS as SYSCTL_KEYS
-    from node_agent.facts_macos import macos_facts as macos_facts
-    from node_agent.facts_macos import parse_boottime as parse_boottime
-    from node_agent.facts_macos import parse_gpu_cores as parse_gpu_cores
-    from node_agent.facts_macos import parse_hardware_overview as parse_hardware_overview
-    from node_agent.facts_macos import parse_loadavg as parse_loadavg
-    from node_agent.facts_macos import parse_memory_pressure_free as parse_memory_pressure_free
-    from node_agent.facts_macos import parse_memory_pressure_level as parse_memory_pressure_level
-    from node_agent.facts_macos import parse_sw_vers as parse_sw_vers
-    from node_agent.facts_macos import parse_swapusage as parse_swapusage
-    from node_agent.facts_macos import parse_sysctl_lines as parse_sysctl_lines
-    from node_agent.facts_macos import parse_vm_stat as parse_vm_stat
+from node_agent.textparse import parse_int
 
 FACT_KEYS: Final = (
     "hostname", "os", "os_version", "os_build", "kernel", "chip", "hw_model", "cores_total", "cores_p",
@@ -47,13 +34,6 @@ FACT_KEYS: Final = (
 
 
 # --- parsers (pure) -------------------------------------------------------------------------
-
-
-def parse_int(text: str | None) -> int | None:
-    try:
-        return int((text or "").strip())
-    except ValueError:
-        return None
 
 
 def parse_cpuinfo_model(text: str | None) -> str | None:
@@ -209,33 +189,3 @@ def collect_facts() -> dict[str, Any]:
         facts.setdefault(key, None)
     facts["collect_seconds"] = round(time.perf_counter() - started, 3)
     return facts
-
-
-_MACOS_NAMES = frozenset(
-    {
-        "MEMORY_PRESSURE_LEVELS",
-        "PROFILER_ARGV",
-        "SYSCTL_KEYS",
-        "SYSTEM_PROFILER_TIMEOUT_S",
-        "macos_facts",
-        "parse_boottime",
-        "parse_gpu_cores",
-        "parse_hardware_overview",
-        "parse_loadavg",
-        "parse_memory_pressure_free",
-        "parse_memory_pressure_level",
-        "parse_sw_vers",
-        "parse_swapusage",
-        "parse_sysctl_lines",
-        "parse_vm_stat",
-    }
-)
-
-
-def __getattr__(name: str) -> Any:
-    """The macOS parsers and `macos_facts`, loaded from `node_agent.facts_macos` on first use."""
-    if name not in _MACOS_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from node_agent import facts_macos
-
-    return getattr(facts_macos, name)

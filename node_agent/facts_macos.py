@@ -17,7 +17,7 @@ import subprocess
 import time
 from typing import Any, Final
 
-from node_agent.facts import parse_int
+from node_agent.textparse import parse_int
 from node_agent.thermal import RunCommand, run_command
 
 SYSTEM_PROFILER_TIMEOUT_S: Final = 15.0

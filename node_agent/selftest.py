@@ -284,7 +284,7 @@ def check_pmset_batt() -> CheckResult:
 
 def check_sysctl_formats() -> CheckResult:
     """F6: the formats of the pressure level, boot time and load average."""
-    from node_agent import facts
+    from node_agent import facts_macos as facts
 
     level_raw = run_command(["sysctl", "kern.memorystatus_vm_pressure_level"])
     boot_raw = run_command(["sysctl", "-n", "kern.boottime"])

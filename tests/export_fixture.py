@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from spec_fixtures import spec_toml
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import parse_spec
@@ -26,25 +27,19 @@ from fleet_tui.sweep.plan import build_plan
 from fleet_tui.sweep.scheduler import finish_run
 from node_agent import measure, stats
 
-SPEC = """\
-name = "fixture"
-description = "export and bundle fixture"
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-  [[workload.bucket]]
-  name = "b8"
-  budget_ms = 3.0
-[engines]
-numpy = [{ dtype = "fp64" }]
-mlx = [{ device = "gpu", dtype = "fp16" }]
-coreml = [{ compute_units = "all", precision = "fp16" }]
-[measure]
-runs = 3
-sustained_minutes = 0.1
-"""
+SPEC = spec_toml(
+    "fixture",
+    description="export and bundle fixture",
+    workloads=(("mlp", (("b1", 2.0), ("b8", 3.0))),),
+    engines="\n".join(
+        (
+            'numpy = [{ dtype = "fp64" }]',
+            'mlx = [{ device = "gpu", dtype = "fp16" }]',
+            'coreml = [{ compute_units = "all", precision = "fp16" }]',
+        )
+    ),
+    sections={"measure": "runs = 3\nsustained_minutes = 0.1"},
+)
 
 NODES = (
     Node(name="m1-a", host="127.0.0.2", tier="M1", hourly_usd=0.5, purchase_usd=700.0, tags=("m1",)),

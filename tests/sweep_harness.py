@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from spec_fixtures import spec_toml
 from sshd import SshdFleet
 
 from fleet_tui.config.inventory import Node, save_inventory
@@ -21,7 +22,6 @@ RUNNING: list[subprocess.Popen[str]] = []
 """Sweeps started by tests; the integration conftest kills any still running after each test."""
 
 FAST_MEASURE = """
-[measure]
 runs = 2
 warmup_min = 1
 warmup_max = 5
@@ -50,23 +50,17 @@ def spec_text(
     max_duration_s: float = 1.0,
 ) -> str:
     """A small sweep spec (TOML) with test-sized floors."""
-    parts = [f'name = "{name}"']
-    if nodes is not None:
-        parts.append("[targets]\nnodes = [" + ", ".join(f'"{n}"' for n in nodes) + "]")
-    for workload, buckets in workloads:
-        parts.append(f'[[workload]]\nname = "{workload}"')
-        for bucket, budget in buckets:
-            parts.append(f'  [[workload.bucket]]\n  name = "{bucket}"\n  budget_ms = {budget!r}')
-    parts.append("[engines]\n" + engines)
-    parts.append(
-        FAST_MEASURE.format(
+    sections = {
+        "measure": FAST_MEASURE.format(
             numeric="true" if numeric else "false",
             min_duration_s=min_duration_s,
             max_duration_s=max_duration_s,
-        )
-    )
-    parts.append("[scheduler]\n" + scheduler)
-    return "\n".join(parts) + "\n"
+        ),
+        "scheduler": scheduler,
+    }
+    if nodes is not None:
+        sections["targets"] = "nodes = [" + ", ".join(f'"{n}"' for n in nodes) + "]"
+    return spec_toml(name, workloads=workloads, engines=engines, sections=sections)
 
 
 class Sweep:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from node_agent.engines import CONFIG_CHOICES, CONFIG_DEFAULTS, precision_of
+from node_agent.measure import MeasureSettings
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
@@ -104,24 +105,32 @@ class TargetSpec:
     tags: tuple[str, ...] = ()
 
 
+_AGENT_DEFAULTS: Final = MeasureSettings()
+
+
 @dataclass(frozen=True)
 class MeasureSpec:
-    """Measurement settings (docs/MEASUREMENT.md explains each); defaults are the real ones."""
+    """Measurement settings (docs/MEASUREMENT.md explains each).
 
-    runs: int = 5
-    warmup_min: int = 5
-    warmup_max: int = 300
-    min_samples: int = 130
-    min_duration_s: float = 10.0
-    max_duration_s: float = 60.0
-    max_samples: int = 100_000
-    epsilon: float = 0.02
-    check_every: int = 50
-    p99: bool = False
+    The method's defaults are the agent's own (`MeasureSettings`), so a spec that leaves a field out
+    measures exactly as a job that leaves it out. Only the sustained phase (15 min, the runbook's)
+    and the cooldown between cells are the spec's: a bare job has neither.
+    """
+
+    runs: int = _AGENT_DEFAULTS.runs
+    warmup_min: int = _AGENT_DEFAULTS.warmup_min
+    warmup_max: int = _AGENT_DEFAULTS.warmup_max
+    min_samples: int = _AGENT_DEFAULTS.min_samples
+    min_duration_s: float = _AGENT_DEFAULTS.min_duration_s
+    max_duration_s: float = _AGENT_DEFAULTS.max_duration_s
+    max_samples: int = _AGENT_DEFAULTS.max_samples
+    epsilon: float = _AGENT_DEFAULTS.epsilon
+    check_every: int = _AGENT_DEFAULTS.check_every
+    p99: bool = _AGENT_DEFAULTS.p99
     sustained_minutes: float = 15.0
     cooldown_s: float = 5.0
-    wait_nominal_s: float = 120.0
-    numeric: bool = True
+    wait_nominal_s: float = _AGENT_DEFAULTS.wait_nominal_s
+    numeric: bool = _AGENT_DEFAULTS.numeric
 
     def to_job(self) -> dict[str, Any]:
         """The `measure` object of an agent job: the same fields, sustained time in seconds."""

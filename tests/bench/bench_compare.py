@@ -28,27 +28,22 @@ from fleet_tui.sweep.plan import build_plan
 from fleet_tui.sweep.scheduler import finish_run
 from node_agent import stats
 
-SPEC = """\
-name = "bench"
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-  [[workload.bucket]]
-  name = "b8"
-  budget_ms = 4.0
-  [[workload.bucket]]
-  name = "b32"
-  budget_ms = 9.0
-[engines]
-numpy = [{ dtype = "fp64" }, { dtype = "fp32" }]
-mlx = [{ device = "cpu", dtype = "fp32" }, { device = "gpu", dtype = "fp16" }]
-coreml = [{ compute_units = "all", precision = "fp16" }, { compute_units = "cpu_only", precision = "fp32" }]
-[measure]
-runs = 5
-sustained_minutes = 0
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared spec writer
+from spec_fixtures import spec_toml  # noqa: E402
+
+SPEC = spec_toml(
+    "bench",
+    workloads=(("mlp", (("b1", 2.0), ("b8", 4.0), ("b32", 9.0))),),
+    engines="\n".join(
+        (
+            'numpy = [{ dtype = "fp64" }, { dtype = "fp32" }]',
+            'mlx = [{ device = "cpu", dtype = "fp32" }, { device = "gpu", dtype = "fp16" }]',
+            'coreml = [{ compute_units = "all", precision = "fp16" },'
+            ' { compute_units = "cpu_only", precision = "fp32" }]',
+        )
+    ),
+    sections={"measure": "runs = 5\nsustained_minutes = 0"},
+)
 NODES = [
     Node(name=f"node{i}", host=f"127.0.0.{i + 2}", tier=f"M{i + 1}", hourly_usd=0.5 + i) for i in range(3)
 ]

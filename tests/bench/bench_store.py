@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import sys
 import tempfile
 import threading
 import time
@@ -22,16 +23,10 @@ from fleet_tui.config.spec import parse_spec
 from fleet_tui.store import Store
 from fleet_tui.sweep.plan import build_plan
 
-SPEC = """\
-name = "bench"
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-[engines]
-mlx = [{ device = "cpu", dtype = "fp32" }]
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the shared spec writer
+from spec_fixtures import spec_toml  # noqa: E402
+
+SPEC = spec_toml("bench", engines='mlx = [{ device = "cpu", dtype = "fp32" }]')
 TARGET_SAMPLES_PER_S = 100_000
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from node_agent import facts
+from node_agent import facts, facts_macos, textparse
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "macos"
@@ -64,7 +64,7 @@ def combined_profiler_output() -> str:
 
 
 def test_sysctl_lines() -> None:
-    values = facts.parse_sysctl_lines(fixture("sysctl_perflevels.txt"))
+    values = facts_macos.parse_sysctl_lines(fixture("sysctl_perflevels.txt"))
     assert values == {
         "hw.perflevel0.physicalcpu": "8",
         "hw.perflevel1.physicalcpu": "2",
@@ -76,12 +76,12 @@ def test_sysctl_lines() -> None:
 
 def test_single_value_sysctls() -> None:
     assert fixture("sysctl_brand_string_m2pro.txt").strip() == "Apple M2 Pro"
-    assert facts.parse_int(fixture("sysctl_hw_memsize.txt")) == 17179869184
-    assert facts.parse_int("unknown oid") is None
+    assert textparse.parse_int(fixture("sysctl_hw_memsize.txt")) == 17179869184
+    assert textparse.parse_int("unknown oid") is None
 
 
 def test_sw_vers() -> None:
-    assert facts.parse_sw_vers(fixture("sw_vers.txt")) == {
+    assert facts_macos.parse_sw_vers(fixture("sw_vers.txt")) == {
         "product_name": "macOS",
         "product_version": "14.2.1",
         "build_version": "23C71",
@@ -89,12 +89,12 @@ def test_sw_vers() -> None:
 
 
 def test_gpu_cores_is_a_string_in_system_profiler() -> None:
-    assert facts.parse_gpu_cores(fixture("system_profiler_displays.json.txt")) == 14
-    assert facts.parse_gpu_cores('{"SPDisplaysDataType": [{"_name": "Intel UHD"}]}') is None
+    assert facts_macos.parse_gpu_cores(fixture("system_profiler_displays.json.txt")) == 14
+    assert facts_macos.parse_gpu_cores('{"SPDisplaysDataType": [{"_name": "Intel UHD"}]}') is None
 
 
 def test_hardware_overview() -> None:
-    assert facts.parse_hardware_overview(fixture("system_profiler_hardware.json.txt")) == {
+    assert facts_macos.parse_hardware_overview(fixture("system_profiler_hardware.json.txt")) == {
         "chip": "Apple M3 Pro",
         "hw_model": "Mac17,9",
         "cores_total": 12,
@@ -105,9 +105,12 @@ def test_hardware_overview() -> None:
 
 
 def test_memory_pressure() -> None:
-    assert facts.parse_memory_pressure_free(fixture("memory_pressure.txt")) == 71
-    assert facts.parse_memory_pressure_level(fixture("sysctl_memorystatus_vm_pressure_level.txt")) == "normal"
-    assert [facts.parse_memory_pressure_level(v) for v in ("2", "4", "3", "")] == [
+    assert facts_macos.parse_memory_pressure_free(fixture("memory_pressure.txt")) == 71
+    assert (
+        facts_macos.parse_memory_pressure_level(fixture("sysctl_memorystatus_vm_pressure_level.txt"))
+        == "normal"
+    )
+    assert [facts_macos.parse_memory_pressure_level(v) for v in ("2", "4", "3", "")] == [
         "warn",
         "critical",
         None,
@@ -116,11 +119,14 @@ def test_memory_pressure() -> None:
 
 
 def test_vm_stat() -> None:
-    assert facts.parse_vm_stat(fixture("vm_stat.txt")) == {"page_size": 16384, "pages": {"pages_free": 12345}}
+    assert facts_macos.parse_vm_stat(fixture("vm_stat.txt")) == {
+        "page_size": 16384,
+        "pages": {"pages_free": 12345},
+    }
 
 
 def test_swapusage_in_bytes() -> None:
-    assert facts.parse_swapusage(fixture("sysctl_swapusage.txt")) == {
+    assert facts_macos.parse_swapusage(fixture("sysctl_swapusage.txt")) == {
         "total": 15360 * 1024**2,
         "used": 5120 * 1024**2,
         "free": 10240 * 1024**2,
@@ -128,25 +134,25 @@ def test_swapusage_in_bytes() -> None:
 
 
 def test_boottime_and_loadavg() -> None:
-    assert facts.parse_boottime(fixture("sysctl_boottime.txt")) == pytest.approx(1700000000.123456)
-    assert facts.parse_loadavg(fixture("sysctl_loadavg.txt")) == [1.98, 2.08, 2.21]
-    assert facts.parse_loadavg("{ }") is None
+    assert facts_macos.parse_boottime(fixture("sysctl_boottime.txt")) == pytest.approx(1700000000.123456)
+    assert facts_macos.parse_loadavg(fixture("sysctl_loadavg.txt")) == [1.98, 2.08, 2.21]
+    assert facts_macos.parse_loadavg("{ }") is None
 
 
 @given(st.text())
 def test_parsers_never_raise_on_odd_text(text: str) -> None:
     for parse in (
-        facts.parse_sysctl_lines,
-        facts.parse_int,
-        facts.parse_sw_vers,
-        facts.parse_gpu_cores,
-        facts.parse_hardware_overview,
-        facts.parse_memory_pressure_free,
-        facts.parse_memory_pressure_level,
-        facts.parse_vm_stat,
-        facts.parse_swapusage,
-        facts.parse_boottime,
-        facts.parse_loadavg,
+        facts_macos.parse_sysctl_lines,
+        textparse.parse_int,
+        facts_macos.parse_sw_vers,
+        facts_macos.parse_gpu_cores,
+        facts_macos.parse_hardware_overview,
+        facts_macos.parse_memory_pressure_free,
+        facts_macos.parse_memory_pressure_level,
+        facts_macos.parse_vm_stat,
+        facts_macos.parse_swapusage,
+        facts_macos.parse_boottime,
+        facts_macos.parse_loadavg,
         facts.parse_cpuinfo_model,
         facts.parse_meminfo,
         facts.parse_os_release,
@@ -159,8 +165,8 @@ def test_parsers_never_raise_on_odd_text(text: str) -> None:
     "text", ["[]", '{"SPDisplaysDataType": 3}', '{"SPHardwareDataType": [7]}', "null", '{"a": [1]}']
 )
 def test_system_profiler_parsers_take_odd_json(text: str) -> None:
-    assert facts.parse_gpu_cores(text) is None
-    assert set(facts.parse_hardware_overview(text).values()) == {None}
+    assert facts_macos.parse_gpu_cores(text) is None
+    assert set(facts_macos.parse_hardware_overview(text).values()) == {None}
 
 
 # --- macOS assembly from recorded commands -----------------------------------------------------
@@ -169,14 +175,14 @@ def test_system_profiler_parsers_take_odd_json(text: str) -> None:
 def test_macos_facts_from_recorded_commands() -> None:
     commands = FakeCommands(
         {
-            ("sysctl", *facts.SYSCTL_KEYS): recorded_sysctl_output(),
+            ("sysctl", *facts_macos.SYSCTL_KEYS): recorded_sysctl_output(),
             ("sw_vers",): fixture("sw_vers.txt"),
             ("memory_pressure",): fixture("memory_pressure.txt"),
-            facts.PROFILER_ARGV: combined_profiler_output(),
+            facts_macos.PROFILER_ARGV: combined_profiler_output(),
         }
     )
     before = time.time()
-    got = facts.macos_facts(run=commands)
+    got = facts_macos.macos_facts(run=commands)
     after = time.time()
     assert got["os"] == "macos" and (got["os_version"], got["os_build"]) == ("14.2.1", "23C71")
     assert (got["chip"], got["hw_model"]) == ("Apple M1", "Mac14,6")
@@ -193,12 +199,12 @@ def test_macos_facts_from_recorded_commands() -> None:
 def test_macos_facts_fall_back_to_single_sysctls_then_system_profiler() -> None:
     commands = FakeCommands(
         {
-            ("sysctl", *facts.SYSCTL_KEYS): "hw.perflevel0.physicalcpu: 8\n",
+            ("sysctl", *facts_macos.SYSCTL_KEYS): "hw.perflevel0.physicalcpu: 8\n",
             ("sysctl", "-n", "machdep.cpu.brand_string"): fixture("sysctl_brand_string_m2pro.txt"),
-            facts.PROFILER_ARGV: combined_profiler_output(),
+            facts_macos.PROFILER_ARGV: combined_profiler_output(),
         }
     )
-    got = facts.macos_facts(run=commands)
+    got = facts_macos.macos_facts(run=commands)
     assert got["chip"] == "Apple M2 Pro"  # from the single sysctl -n
     assert got["hw_model"] == "Mac17,9" and got["memory_bytes"] == 32 * 1024**3  # from system_profiler
     assert got["cores_p"] == 8 and got["cores_e"] == 4
@@ -276,17 +282,17 @@ def test_agent_core_modules_import_only_the_stdlib() -> None:
     assert done.stdout.split() == []
 
 
-def test_macos_names_stay_readable_from_facts() -> None:
+def test_the_macos_readers_never_import_the_generic_ones() -> None:
+    """facts imports facts_macos (lazily, on macOS); the other way would be a cycle."""
+    import ast
+
     from node_agent import facts_macos
 
-    public = {
-        name
-        for name, value in vars(facts_macos).items()
-        if not name.startswith("_")
-        and (getattr(value, "__module__", None) == facts_macos.__name__ or name.isupper())
-    }
-    assert public >= {"macos_facts", "parse_sw_vers", "SYSCTL_KEYS", "PROFILER_ARGV"}
-    for name in public:
-        assert getattr(facts, name) is getattr(facts_macos, name), name
-    with pytest.raises(AttributeError):
-        _ = facts.json
+    tree = ast.parse(Path(facts_macos.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "node_agent.facts" not in imported
+    assert not any(
+        isinstance(n, ast.ImportFrom) and n.module == "node_agent" and any(a.name == "facts" for a in n.names)
+        for n in ast.walk(tree)
+    )

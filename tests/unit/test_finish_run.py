@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from spec_fixtures import linux_facts, spec_toml
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import parse_spec
@@ -12,17 +13,8 @@ from fleet_tui.store import Store
 from fleet_tui.sweep.plan import build_plan
 from fleet_tui.sweep.scheduler import finish_run
 
-SPEC = """\
-name = "strict-test"
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-[engines]
-numpy = [{}]
-"""
-LINUX = {"os": "linux", "engines": {"numpy": "available"}}
+SPEC = spec_toml("strict-test")
+LINUX = linux_facts("numpy")
 
 
 @pytest.mark.parametrize(("strict", "expected"), [(False, 0), (True, 1)])

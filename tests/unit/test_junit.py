@@ -5,6 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from spec_fixtures import linux_facts, spec_toml
+
 from fleet_tui.analysis.gates import evaluate_gates
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import parse_spec
@@ -12,20 +14,11 @@ from fleet_tui.export.junit import junit_for_run, write_junit
 from fleet_tui.store import Store
 from fleet_tui.sweep.plan import build_plan
 
-SPEC = """\
-name = "junit-test"
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-[engines]
-numpy = [{}]
-mlx = [{ device = "cpu", dtype = "fp32" }]
-coreml = [{}]
-"""
+SPEC = spec_toml(
+    "junit-test", engines='numpy = [{}]\nmlx = [{ device = "cpu", dtype = "fp32" }]\ncoreml = [{}]'
+)
 NODES = [Node(name="linux", host="127.0.0.2"), Node(name="mac", host="mac.example")]
-LINUX = {"os": "linux", "engines": {"numpy": "available", "mlx": "available", "coreml": "needs macOS"}}
+LINUX = linux_facts("numpy", "mlx", coreml="needs macOS")
 
 
 def _stored_run(tmp_path: Path) -> tuple[Store, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from spec_fixtures import linux_facts, spec_toml
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import MeasureSpec, SpecError, parse_spec
@@ -16,51 +17,27 @@ from fleet_tui.sweep.plan import (
     format_duration,
 )
 
-SPEC = """\
-name = "plan-test"
-
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-  [[workload.bucket]]
-  name = "b8"
-  budget_ms = 4.0
-
-[[workload]]
-name = "convnet"
-  [[workload.bucket]]
-  name = "img64"
-  budget_ms = 3.0
-
-[engines]
-numpy = [{ dtype = "fp64" }]
-mlx = [{ device = "cpu", dtype = "fp32" }, { device = "gpu", dtype = "fp16" }]
-coreml = [{ compute_units = "all", precision = "fp16" }]
-
-[measure]
-runs = 2
-warmup_min = 5
-min_samples = 200
-min_duration_s = 1.0
-max_duration_s = 30.0
-sustained_minutes = 0.5
-cooldown_s = 2.0
-"""
+SPEC = spec_toml(
+    "plan-test",
+    workloads=(("mlp", (("b1", 2.0), ("b8", 4.0))), ("convnet", (("img64", 3.0),))),
+    engines="\n".join(
+        (
+            'numpy = [{ dtype = "fp64" }]',
+            'mlx = [{ device = "cpu", dtype = "fp32" }, { device = "gpu", dtype = "fp16" }]',
+            'coreml = [{ compute_units = "all", precision = "fp16" }]',
+        )
+    ),
+    sections={
+        "measure": "runs = 2\nwarmup_min = 5\nmin_samples = 200\nmin_duration_s = 1.0\n"
+        "max_duration_s = 30.0\nsustained_minutes = 0.5\ncooldown_s = 2.0"
+    },
+)
 
 NODES = [
     Node(name="linux-box", host="127.0.0.2", tags=("ci",)),
     Node(name="mac", host="mac.example", tags=("m4",)),
 ]
-LINUX_FACTS: dict[str, Any] = {
-    "os": "linux",
-    "engines": {
-        "numpy": "available",
-        "mlx": "available",
-        "coreml": "Core ML prediction needs macOS (this node runs linux)",
-    },
-}
+LINUX_FACTS = linux_facts("numpy", "mlx", coreml="Core ML prediction needs macOS (this node runs linux)")
 MAC_FACTS: dict[str, Any] = {
     "os": "macos",
     "engines": {"numpy": "available", "mlx": "available", "coreml": "available"},

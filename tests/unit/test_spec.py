@@ -8,28 +8,23 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from spec_fixtures import spec_toml
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import SpecError, SweepSpec, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BASE = """\
-name = "t"
+BASE = spec_toml(
+    "t",
+    workloads=(("mlp", (("b1", 2.5), ("b8", 4))),),
+    engines='numpy = [{ dtype = "fp64" }]\nmlx = [{ device = "cpu", dtype = "fp32" }]',
+)
 
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.5
-  [[workload.bucket]]
-  name = "b8"
-  budget_ms = 4
 
-[engines]
-numpy = [{ dtype = "fp64" }]
-mlx = [{ device = "cpu", dtype = "fp32" }]
-"""
+def _line_of(text: str) -> int:
+    """The 1-based line of BASE that holds `text`."""
+    return next(n for n, line in enumerate(BASE.splitlines(), 1) if text in line)
 
 
 def _load(tmp_path: Path, text: str, name: str = "spec.toml") -> SweepSpec:
@@ -107,20 +102,20 @@ def test_unknown_workload_lists_the_known_ones(tmp_path: Path) -> None:
     assert "unknown workload 'mpl'" in str(err)
     assert "did you mean 'mlp'" in str(err)
     assert "convnet" in str(err) and "decoder-step" in str(err)
-    assert err.line == 4
+    assert err.line == _line_of('name = "mlp"')
 
 
 def test_bucket_unknown_for_the_workload_lists_its_buckets(tmp_path: Path) -> None:
     err = _error(tmp_path, BASE.replace('name = "b8"', 'name = "b9"'))
     assert "workload 'mlp' has no bucket 'b9'" in str(err)
     assert "b1, b8, b32" in str(err)
-    assert err.line == 9
+    assert err.line == _line_of('name = "b8"')
 
 
 def test_bucket_without_budget_is_an_error_not_a_default(tmp_path: Path) -> None:
     err = _error(tmp_path, BASE.replace("  budget_ms = 4\n", ""))
     assert "bucket 'b8'" in str(err) and "budget_ms is missing" in str(err)
-    assert err.line == 9  # the line naming the bucket
+    assert err.line == _line_of('name = "b8"')  # the line naming the bucket
 
 
 @pytest.mark.parametrize(
@@ -204,7 +199,8 @@ def test_duplicate_bucket_is_an_error(tmp_path: Path) -> None:
 
 def test_toml_syntax_error_names_the_line(tmp_path: Path) -> None:
     err = _error(tmp_path, BASE.replace("budget_ms = 4", "budget_ms = = 4"))
-    assert err.line == 10 and "TOML syntax" in str(err) and f"bad.toml:{err.line}:" in str(err)
+    assert err.line == _line_of("budget_ms = 4")
+    assert "TOML syntax" in str(err) and f"bad.toml:{err.line}:" in str(err)
 
 
 def test_unreadable_file_is_a_spec_error(tmp_path: Path) -> None:

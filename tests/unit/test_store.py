@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from spec_fixtures import spec_toml
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import SweepSpec, parse_spec
@@ -26,19 +27,11 @@ from fleet_tui.sweep.plan import build_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SPEC_TEXT = """\
-name = "store-test"
-[[workload]]
-name = "mlp"
-  [[workload.bucket]]
-  name = "b1"
-  budget_ms = 2.0
-[engines]
-numpy = [{}]
-mlx = [{ device = "cpu", dtype = "fp32" }]
-[scheduler]
-max_attempts = 2
-"""
+SPEC_TEXT = spec_toml(
+    "store-test",
+    engines='numpy = [{}]\nmlx = [{ device = "cpu", dtype = "fp32" }]',
+    sections={"scheduler": "max_attempts = 2"},
+)
 NODES = [Node(name="a", host="127.0.0.2"), Node(name="b", host="127.0.0.3", tags=("m4",))]
 
 
