@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from fleet_tui.config.settings import SshSettings
 from fleet_tui.fleet.agent import agent_events
 from fleet_tui.fleet.deploy import AgentBundle, DeployResult, build_agent_zipapp, deploy_agent
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, Transport, open_transport
+from fleet_tui.fleet.transport import open_transport
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, Transport
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node

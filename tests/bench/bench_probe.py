@@ -66,7 +66,7 @@ from sshd import SshdFleet, sshd_missing_reason  # noqa: E402
 from fleet_tui.config.inventory import Node  # noqa: E402
 from fleet_tui.fleet.probe import probe_fleet  # noqa: E402
 from fleet_tui.fleet.session import FleetConnections  # noqa: E402
-from fleet_tui.fleet.transport.base import SshSettings, Transport, open_transport  # noqa: E402
+from fleet_tui.fleet.transport import SshSettings, Transport, open_transport  # noqa: E402
 
 SIZES = (1, 8, 32)
 TARGETS = {"cold": 3.0, "warm": 1.5}

@@ -37,7 +37,7 @@ from sshd import SshdFleet, sshd_missing_reason  # noqa: E402
 from fleet_tui.config.inventory import Node  # noqa: E402
 from fleet_tui.fleet.agent import agent_events  # noqa: E402
 from fleet_tui.fleet.probe import probe_fleet  # noqa: E402
-from fleet_tui.fleet.transport.base import NodeError, open_transport  # noqa: E402
+from fleet_tui.fleet.transport import NodeError, open_transport  # noqa: E402
 from fleet_tui.fleet.transport.local import LocalTransport  # noqa: E402
 
 

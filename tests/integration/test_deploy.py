@@ -11,7 +11,7 @@ from sshd import SshdFleet
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.fleet.deploy import AgentBundle, build_agent_zipapp, deploy_agent
-from fleet_tui.fleet.transport.base import open_transport
+from fleet_tui.fleet.transport import open_transport
 
 pytestmark = pytest.mark.sshd
 

@@ -14,7 +14,8 @@ import pytest
 from sshd import SshdFleet, keygen
 
 from fleet_tui.config.inventory import Node
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, SshSettings, open_transport
+from fleet_tui.fleet.transport import open_transport
+from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, SshSettings
 from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
 from fleet_tui.fleet.transport.ssh import SshTransport
 

@@ -28,7 +28,6 @@ __all__ = [
     "Transport",
     "as_node_error",
     "clip_tail",
-    "open_transport",
 ]
 
 STDERR_TAIL_CHARS = 4000
@@ -146,19 +145,6 @@ class Transport(ABC):
     def take_accepted_host_key(self) -> HostKeyInfo | None:
         """The host key the last connect trusted on first use, once (then None). Only SSH has keys."""
         return None
-
-
-def open_transport(node: Node, settings: SshSettings) -> Transport:
-    """The transport for a node (not yet connected)."""
-    if node.transport == "local":
-        from fleet_tui.fleet.transport.local import LocalTransport
-
-        return LocalTransport(node)
-    if node.transport == "ssh":
-        from fleet_tui.fleet.transport.ssh import SshTransport
-
-        return SshTransport(node, settings)
-    raise NodeError(NodeErrorKind.CONFIG, node.name, f"unknown transport {node.transport!r} ({node.source})")
 
 
 def clip_tail(text: str, limit: int = 600) -> str:
