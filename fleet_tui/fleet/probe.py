@@ -21,7 +21,7 @@ from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, as_node_err
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
-    from fleet_tui.fleet.transport.hostkeys import HostKeyInfo
+    from fleet_tui.fleet.transport.base import HostKeyInfo
 
 
 @dataclass

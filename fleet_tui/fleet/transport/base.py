@@ -17,7 +17,6 @@ from fleet_tui.model.states import NodeErrorKind
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
-    from fleet_tui.fleet.transport.hostkeys import HostKeyInfo
 
 __all__ = [
     "AgentProcess",
@@ -32,6 +31,20 @@ __all__ = [
 
 STDERR_TAIL_CHARS = 4000
 """How much of a command's stderr is kept (the tail is what explains a failure)."""
+
+
+@dataclass(frozen=True)
+class HostKeyInfo:
+    """A server's host key as fetched (not yet trusted)."""
+
+    node: str
+    host: str
+    port: int
+    key_type: str
+    fingerprint: str
+    """SHA256:... as `ssh-keygen -l` prints it."""
+    line: str
+    """The known_hosts line that would trust it (with the trailing newline)."""
 
 
 class NodeError(Exception):

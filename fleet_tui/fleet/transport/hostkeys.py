@@ -12,34 +12,19 @@ import asyncio
 import os
 import socket
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncssh
 
 from fleet_tui.config.settings import SshSettings
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.base import HostKeyInfo, NodeError, NodeErrorKind
 from fleet_tui.fleet.transport.handshake import handshake_slot, map_connect_error
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
 
 DEFAULT_SSH_PORT = 22
-
-
-@dataclass(frozen=True)
-class HostKeyInfo:
-    """A server's host key as fetched (not yet trusted)."""
-
-    node: str
-    host: str
-    port: int
-    key_type: str
-    fingerprint: str
-    """SHA256:... as `ssh-keygen -l` prints it."""
-    line: str
-    """The known_hosts line that would trust it (with the trailing newline)."""
 
 
 def known_hosts_pattern(host: str, port: int) -> str:

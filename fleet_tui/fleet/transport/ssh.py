@@ -25,6 +25,7 @@ from fleet_tui.fleet.transport.base import (
     STDERR_TAIL_CHARS,
     AgentProcess,
     CommandResult,
+    HostKeyInfo,
     NodeError,
     NodeErrorKind,
     SshSettings,
@@ -32,7 +33,6 @@ from fleet_tui.fleet.transport.base import (
 )
 from fleet_tui.fleet.transport.handshake import describe_target, handshake_slot, map_connect_error
 from fleet_tui.fleet.transport.hostkeys import (
-    HostKeyInfo,
     classify_host_key_failure,
     fetch_host_key,
     load_known_hosts,
