@@ -132,8 +132,9 @@ def test_micro_op_mode_calibrates_loops_to_10ms() -> None:
     last_loops, last_elapsed = record.calibration[-1]
     assert last_loops == record.loops and last_elapsed >= measure.MICRO_OP_TARGET_NS
     assert all(elapsed < measure.MICRO_OP_TARGET_NS for _, elapsed in record.calibration[:-1])
-    # per-call times (floats) are the raw elapsed times over loops
-    assert 20_000 <= statistics_median(list(record.measured)) < 200_000
+    # per-call times (floats) are the raw elapsed times over loops; each call spins >= 20 µs (no
+    # upper bound: a preempted call on a busy box is slower, never faster)
+    assert statistics_median(list(record.measured)) >= 20_000
     assert list(record.measured) == [x / record.loops for x in record.measured_elapsed]
 
 
@@ -173,7 +174,8 @@ def test_ceilings_stop_a_run_that_cannot_converge() -> None:
     record = Harness(
         engine, small(epsilon=1e-9, max_duration_s=0.3, min_duration_s=0.0), Recorder()
     ).measure_run()
-    assert record.stop_reason == "max_duration" and 0.3 <= record.duration_s < 1.5
+    # the ceiling is a floor on the run's length; how far past it a busy box goes is not asserted
+    assert record.stop_reason == "max_duration" and record.duration_s >= 0.3
 
 
 def test_p99_raises_the_sample_floor() -> None:
@@ -185,17 +187,20 @@ def test_p99_raises_the_sample_floor() -> None:
 
 
 def test_stop_flag_ends_the_run() -> None:
+    # The flag is raised by the engine at its 200th call (not by a timer), so the run cannot reach
+    # a ceiling first however slow the box is: 1e-9 epsilon never converges, 30 s, 5000 samples.
     stop = threading.Event()
-    timer = threading.Timer(0.3, stop.set)
-    timer.start()
-    try:
-        record = Harness(
-            SpinEngine(300_000), small(epsilon=1e-9, max_duration_s=30.0), Recorder(), stop=stop
-        ).measure_run()
-    finally:
-        timer.cancel()
+
+    def per_call(i: int) -> int:
+        if i == 200:
+            stop.set()
+        return 300_000
+
+    engine = SpinEngine(per_call)
+    settings = small(epsilon=1e-9, max_duration_s=30.0)
+    record = Harness(engine, settings, Recorder(), stop=stop).measure_run()
     assert record.stop_reason == "stopped"
-    assert record.duration_s < 5
+    assert len(record.measured) < settings.max_samples and engine.calls < 200 + settings.max_samples
 
 
 def test_sustained_mode_reads_conditions_and_tags_batches(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,7 +220,7 @@ def test_sustained_mode_reads_conditions_and_tags_batches(monkeypatch: pytest.Mo
         on_thermal=lambda t, s: thermal_events.append((t, s)),
     )
     record = harness.measure_run(sustained_s=0.6)
-    assert 0.6 <= record.sustained_duration_s < 2.0
+    assert record.sustained_duration_s >= 0.6  # no upper bound: a busy box overruns a little
     assert len(thermal_events) >= 4  # start, every 150 ms, end
     tags = [t for p, _, _, t in sink.batches if p == "sustained"]
     assert tags[0] == "nominal" and "fair" in tags
