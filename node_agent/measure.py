@@ -64,7 +64,9 @@ SampleSink = Callable[[str, "array[int]", "array[int]", "str | None"], None]
 """sink(phase, ns, t_ns, thermal_state): one batch of raw samples (elapsed ns of `loops` calls each;
 phase warmup|measure|sustained)."""
 ProgressSink = Callable[[str, int, int], None]
-"""progress(phase, done, total)."""
+"""progress(phase, done, total). warmup: samples so far, total = the most it can take
+(warmup_max + the stability window); measure: samples so far, total = the sample floor (a run
+goes past it until the stopping rule or a ceiling ends it); sustained: seconds of total."""
 ConditionsReader = Callable[[], dict[str, Any]]
 
 
@@ -306,7 +308,8 @@ class Harness:
                 break
             if now - last_flush_t >= FLUSH_EVERY_NS:
                 self._flush("warmup", buf, last_flush_n, None)
-                self.progress("warmup", buf.n, settings.warmup_min + WARMUP_WINDOW)
+                # total = the cap (warmup_max before the stability window), so done never passes it
+                self.progress("warmup", buf.n, settings.warmup_max + WARMUP_WINDOW)
                 last_flush_n, last_flush_t = buf.n, now
         self._flush("warmup", buf, last_flush_n, None)
         record.warmup = [x / loops for x in buf.values()]

@@ -45,6 +45,7 @@ from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.store import RESULT_STATUSES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
+from fleet_tui.sweep.counters import SweepCounters, phase_text
 from fleet_tui.sweep.events import BadEvent, EventOrder, Progress
 from fleet_tui.sweep.plan import build_plan
 from node_agent.protocol import AgentExit, CellResultEvent, SamplesEvent, ThermalEvent
@@ -182,6 +183,7 @@ class SweepScheduler:
         self.reports: dict[str, NodeReport] = {}
         self._uploaded: dict[str, dict[str, str]] = {}  # node -> workload -> remote dir
         self._force_upload: set[tuple[str, str]] = set()
+        self.counters = SweepCounters((), spec)
 
     # -- the whole fleet --
 
@@ -192,6 +194,7 @@ class SweepScheduler:
             by_node.setdefault(cell.node, []).append(cell)
             self.state[cell.id] = cell.state
             self.attempts[cell.id] = cell.attempts
+        self.counters = SweepCounters(cells, self.spec)
         tasks = [
             asyncio.create_task(self._node_task(self.nodes[name], node_cells), name=f"sweep:{name}")
             for name, node_cells in by_node.items()
@@ -328,6 +331,8 @@ class SweepScheduler:
         self.store.mark_cell(cell.id, state, reason, attempt_inc=new_attempt)
         self.state[cell.id] = state
         self.attempts[cell.id] += 1 if new_attempt else 0
+        if state not in ("pending", "running"):
+            self.counters.finish(cell.id)  # failed or lost: no longer ahead of the sweep
 
     # -- one job --
 
@@ -426,11 +431,8 @@ class SweepScheduler:
             cell = self._cell(job, event)
             run = event.get("run")
             phase, done, total = event.get("phase"), event.get("done"), event.get("total")
-            if phase == "run" and isinstance(done, int):
-                text = f"{cell.key} run {done + 1}/{total} starting"  # the agent counts runs from 0
-            else:
-                run_text = f" run {int(run) + 1}/{self.spec.measure.runs}" if isinstance(run, int) else ""
-                text = f"{cell.key}{run_text} {phase} {done}/{total}"
+            words = phase_text(phase, done, total, run, self.spec.measure.runs)
+            text = f"{cell.key} {words} · {self.counters.text()}"
             self.progress.emit(
                 "cell_progress",
                 node=node.name,
@@ -445,7 +447,12 @@ class SweepScheduler:
             cell = self._cell(job, event)
             self._mark(cell, "running", None, new_attempt=True)
             job.began.add(cell.id)
-            self.progress.emit("cell_started", node=node.name, message=f"{cell.key} started", cell=cell.key)
+            self.progress.emit(
+                "cell_started",
+                node=node.name,
+                message=f"{cell.key} started · {self.counters.text()}",
+                cell=cell.key,
+            )
         elif kind == "thermal":
             thermal = cast(ThermalEvent, event)
             cell_id = self._cell(job, thermal).id if "cell_id" in thermal else None
@@ -493,6 +500,7 @@ class SweepScheduler:
         self.store.add_result(cell.id, summary, status, str(reason) if reason else None)
         self.state[cell.id] = RESULT_STATUSES[status]
         job.finished.add(cell.id)
+        self.counters.finish(cell.id)
         duration = summary.get("duration_s")
         if isinstance(duration, int | float):
             report.measured_s += float(duration)
@@ -508,6 +516,7 @@ class SweepScheduler:
             )
         else:
             text = f"{status} {cell.key}" + (f" (node says): {clean(reason)}" if reason else "")
+        text += f" · {self.counters.text()}"
         self.progress.emit(
             "cell_result", node=node.name, message=text, cell=cell.key, status=status, **figures
         )

@@ -340,3 +340,18 @@ def test_a_heavy_tail_that_never_converges_is_flagged() -> None:
     assert record.stop_reason == "max_samples"
     summary = stats.summarize(record.measured_elapsed, stop_reasons=[record.stop_reason])
     assert "not_converged" in summary["flags"]
+
+
+def test_progress_counts_match_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue: "warmup 56/42" with warmup_max = 20. Warmup's total is the most it can take
+    # (warmup_max + the stability window), so its count never passes it; measure's total is the
+    # sample floor. Ticks every 1 ms here so a short, never-stable warmup reports several.
+    monkeypatch.setattr(measure, "FLUSH_EVERY_NS", 1_000_000)
+    ticks: list[tuple[str, int, int]] = []
+    engine = SpinEngine(lambda i: int(200_000 * 1.03 ** min(i, 150)))  # never stable
+    settings = small(warmup_max=20, max_duration_s=0.2, min_duration_s=0.0)
+    Harness(engine, settings, Recorder(), progress=lambda p, d, t: ticks.append((p, d, t))).measure_run()
+    warmup = [(d, t) for p, d, t in ticks if p == "warmup"]
+    assert warmup and all(t == 20 + measure.WARMUP_WINDOW and d <= t for d, t in warmup)
+    samples = [(d, t) for p, d, t in ticks if p == "measure"]
+    assert samples and all(t == settings.sample_floor for _, t in samples)
