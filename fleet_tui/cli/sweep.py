@@ -15,6 +15,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from fleet_tui.display import LINE_LIMIT, clean
@@ -25,7 +26,10 @@ if TYPE_CHECKING:
     from fleet_tui.analysis.gates import GateReport
     from fleet_tui.config.inventory import Node
     from fleet_tui.config.spec import SweepSpec
-    from fleet_tui.store import RunSummary, Store
+    from fleet_tui.store import CellRow, RunSummary, Store
+    from fleet_tui.sweep.artifacts import Artifact
+    from fleet_tui.sweep.events import Progress
+    from fleet_tui.sweep.plan import Plan
 
 
 def _fail(message: str) -> int:
@@ -116,6 +120,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 facts = existing.latest_facts(plan.nodes)
                 plan = build_plan(spec, inventory, facts)
         print(plan.table())
+        print(artifact_estimate_text(spec, plan))
         unknown = [node for node in plan.nodes if node not in facts]
         if unknown:
             print(
@@ -137,6 +142,61 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     finally:
         if store is not None:
             store.close()
+
+
+def artifact_estimate_text(spec: SweepSpec, plan: Plan) -> str:
+    """The dry-run's line on artifact builds: they run here before any node starts, so they add
+    to the wall time (0 when cached; see artifacts.build_estimate_s)."""
+    from fleet_tui.sweep.artifacts import build_estimate_s, coreml_precisions
+    from fleet_tui.sweep.plan import format_duration, workload_unsupported_reason
+
+    precisions = coreml_precisions(spec.engines)
+    parts: list[str] = []
+    total = 0.0
+    for workload in spec.workloads:
+        if workload_unsupported_reason(workload.name) is not None:
+            continue  # never built: its cells are unsupported
+        seconds = build_estimate_s(workload.name, precisions)
+        total += seconds
+        parts.append(f"{workload.name} {'cached' if seconds == 0 else '~' + format_duration(seconds)}")
+    return (
+        f"artifact builds (on this machine, before the nodes start): {', '.join(parts) or 'none'}; "
+        f"with them: ~{format_duration(plan.wall_estimate_s + total)} wall"
+    )
+
+
+async def _build_with_progress(
+    workloads: list[str], precisions: list[str], progress: Progress, stop: asyncio.Event
+) -> dict[str, Artifact]:
+    """Build (or reuse) each artifact in turn, with a line before and after each one: a cold
+    build takes tens of seconds, which must not look like a hang."""
+    from fleet_tui.sweep.artifacts import build_artifact
+    from fleet_tui.sweep.scheduler import _until_stopped
+
+    artifacts: dict[str, Artifact] = {}
+    for index, workload in enumerate(workloads, 1):
+        progress.emit(
+            "artifact_build",
+            message=f"artifact {workload} ({index}/{len(workloads)}): building or checking the cache",
+            workload=workload,
+        )
+        artifact = await _until_stopped(stop, "building artifacts", build_artifact(workload, precisions))
+        artifacts[workload] = artifact
+        if artifact.reused:
+            how = "cached"
+        else:
+            conversions = artifact.manifest.get("conversion_seconds") or {}
+            detail = ", ".join(f"Core ML {p} {float(s):.1f} s" for p, s in sorted(conversions.items()))
+            how = f"built in {artifact.build_s or 0:.1f} s" + (f" (conversion: {detail})" if detail else "")
+        progress.emit(
+            "artifact",
+            message=f"artifact {workload} ({index}/{len(workloads)}): {artifact.artifact_id} {how}",
+            workload=workload,
+            artifact_id=artifact.artifact_id,
+            reused=artifact.reused,
+            build_s=artifact.build_s,
+        )
+    return artifacts
 
 
 def _install_stop(stop: asyncio.Event, caught: list[str]) -> None:
@@ -162,8 +222,8 @@ async def _sweep(
     from fleet_tui.cli.progress import make_progress
     from fleet_tui.fleet.session import FleetConnections
     from fleet_tui.store import Store, StoreError
-    from fleet_tui.sweep.artifacts import ArtifactBuildError, build_artifacts, coreml_precisions
-    from fleet_tui.sweep.scheduler import _until_stopped, run_sweep
+    from fleet_tui.sweep.artifacts import ArtifactBuildError, coreml_precisions
+    from fleet_tui.sweep.scheduler import run_sweep
 
     stop = asyncio.Event()
     caught: list[str] = []
@@ -174,11 +234,8 @@ async def _sweep(
 
     # A workload whose artifact cannot be built here has only unsupported cells (build_plan).
     workloads = [w.name for w in spec.workloads if workload_unsupported_reason(w.name) is None]
-    progress.emit("artifacts", message=f"building artifacts: {', '.join(workloads)}")
     try:
-        artifacts = await _until_stopped(
-            stop, "building artifacts", build_artifacts(workloads, coreml_precisions(spec.engines))
-        )
+        artifacts = await _build_with_progress(workloads, coreml_precisions(spec.engines), progress, stop)
     except ArtifactBuildError as exc:
         progress.close()
         return _fail(str(exc))
@@ -186,15 +243,6 @@ async def _sweep(
         progress.close()
         print("interrupted while building artifacts; nothing was stored", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    for artifact in artifacts.values():
-        progress.emit(
-            "artifact",
-            message=f"artifact {artifact.workload}: {artifact.artifact_id} "
-            f"({'cached' if artifact.reused else 'built'})",
-            workload=artifact.workload,
-            artifact_id=artifact.artifact_id,
-            reused=artifact.reused,
-        )
     try:
         owned = store is None
         db = store if store is not None else Store.open(args.db)
@@ -410,6 +458,30 @@ def _duration(summary: RunSummary) -> float | None:
     return elapsed_s(summary.started_at, summary.finished_at)
 
 
+def measured_s(cells: Sequence[CellRow]) -> float | None:
+    """Seconds during which at least one cell of the run was being measured: the union of the
+    cells' [started_at, finished_at] spans (their last attempts). Unlike the wall span, the idle
+    gap between an interrupt and its resume is not in it. None before any cell finished."""
+    from fleet_tui.store import elapsed_s
+
+    spans = sorted(
+        (cell.started_at, cell.finished_at)
+        for cell in cells
+        if cell.started_at and cell.finished_at and (elapsed_s(cell.started_at, cell.finished_at) or 0) >= 0
+    )
+    if not spans:
+        return None
+    total = 0.0
+    start, end = spans[0]
+    for begin, finish in spans[1:]:
+        if begin > end:  # ISO-8601 UTC timestamps of one store order as text
+            total += elapsed_s(start, end) or 0.0
+            start, end = begin, finish
+        else:
+            end = max(end, finish)
+    return total + (elapsed_s(start, end) or 0.0)
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     """`fleet-tui runs [--json]`: every stored run, newest first."""
     from fleet_tui.paths import resolve_db_path
@@ -433,12 +505,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
     assert store is not None
     with store:
         runs = store.list_runs()
+        measured = {run.id: measured_s(store.cells_for(run.id)) for run in runs}
     if args.json:
         rows: list[dict[str, Any]] = []
         for run in runs:
             row = run.to_json()
             duration = _duration(run)
             row["duration_s"] = None if duration is None else round(duration, 3)
+            row["wall_s"] = row["duration_s"]  # first start to last finish, idle gaps included
+            busy = measured[run.id]
+            row["measured_s"] = None if busy is None else round(busy, 3)
             row["cells_done"] = run.cells.get("done", 0)
             row["cells_total"] = sum(run.cells.values())
             rows.append(row)
@@ -447,7 +523,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"no runs (store {path})")
         return 0
-    header = ("ID", "NAME", "STATUS", "STARTED", "DURATION", "CELLS", "GATES")
+    header = ("ID", "NAME", "STATUS", "STARTED", "MEASURED", "WALL", "CELLS", "GATES")
     table: list[tuple[str, ...]] = [header]
     for run in runs:
         duration = _duration(run)
@@ -458,6 +534,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                 run.name,
                 run.status,
                 run.started_at[:19].replace("T", " "),
+                "-" if measured[run.id] is None else _human(measured[run.id] or 0.0),
                 "-" if duration is None else _human(duration),
                 _cells_text(run.cells, total),
                 f"{run.gates.get('pass', 0)} pass / {run.gates.get('fail', 0)} fail",

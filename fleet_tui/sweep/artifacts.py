@@ -25,6 +25,7 @@ import secrets
 import shlex
 import sys
 import tarfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
@@ -46,6 +47,10 @@ BUILD_EVAL_COUNT: Final = 8
 DEFAULT_PRECISIONS: Final = ("fp16",)
 """Packages built when the spec has no Core ML config (an artifact always carries one)."""
 REMOTE_TIMEOUT_S: Final = 300.0
+DEFAULT_BUILD_ESTIMATE_S: Final = 30.0
+"""A build's estimate when this cache has never built the workload: the slowest here (minilm-l6,
+numpy reference + Core ML fp16 conversion of a 90 MB encoder) took about that on an idle 2-core
+Linux box; mlp takes a few seconds. Once a workload was built, its recorded time is used."""
 
 
 class ArtifactBuildError(Exception):
@@ -60,6 +65,8 @@ class Artifact:
     manifest: dict[str, Any]
     reused: bool = False
     """True when the build was found in the cache (no conversion ran)."""
+    build_s: float | None = None
+    """Wall seconds of this build (None when reused)."""
 
 
 def _lib_version(name: str) -> str | None:
@@ -123,6 +130,7 @@ async def build_artifact(workload: str, precisions: Iterable[str], cache: Path |
         "--eval-count",
         str(BUILD_EVAL_COUNT),
     ]
+    started = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -160,9 +168,29 @@ async def build_artifact(workload: str, precisions: Iterable[str], cache: Path |
     index = root / "index"
     index.mkdir(exist_ok=True)
     temp = index / f".{key}.{os.getpid()}.tmp"
-    temp.write_text(json.dumps({"artifact_id": artifact_id, "workload": workload}))
+    build_s = round(time.perf_counter() - started, 3)
+    # build_s is kept so the next dry-run can estimate a rebuild of this workload (a new version).
+    temp.write_text(json.dumps({"artifact_id": artifact_id, "workload": workload, "build_s": build_s}))
     os.replace(temp, index / f"{key}.json")
-    return Artifact(workload, artifact_id, Path(str(info["path"])), dict(info["manifest"]))
+    return Artifact(workload, artifact_id, Path(str(info["path"])), dict(info["manifest"]), build_s=build_s)
+
+
+def build_estimate_s(workload: str, precisions: Iterable[str], cache: Path | None = None) -> float:
+    """Seconds `build_artifact` is expected to take: 0 when cached, else this workload's most
+    recent recorded build time in the cache, else DEFAULT_BUILD_ESTIMATE_S."""
+    root = artifacts_root(cache)
+    key = recipe_key(workload, sorted(set(precisions)) or list(DEFAULT_PRECISIONS))
+    if _cached(root, key) is not None:
+        return 0.0
+    recorded: list[tuple[float, float]] = []  # (mtime, build_s)
+    for entry in (root / "index").glob("*.json") if (root / "index").is_dir() else ():
+        try:
+            data = json.loads(entry.read_text())
+            if data.get("workload") == workload and isinstance(data.get("build_s"), int | float):
+                recorded.append((entry.stat().st_mtime, float(data["build_s"])))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return max(recorded)[1] if recorded else DEFAULT_BUILD_ESTIMATE_S
 
 
 async def build_artifacts(

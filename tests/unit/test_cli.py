@@ -232,3 +232,48 @@ def test_every_json_stream_uses_the_type_envelope_key() -> None:
         result = _run_cli([*command, "--json", "--inventory", str(inventory)])
         lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         assert lines and all("type" in line for line in lines), (command, result.stdout)
+
+
+def test_runs_shows_measured_time_apart_from_the_wall_span(tmp_path: Path) -> None:
+    # A run interrupted after its first cell and resumed two hours later: measured time is the
+    # cells' spans (1 min 30 s), the wall span includes the idle gap (2 h).
+    import json
+    import sqlite3
+
+    from spec_fixtures import spec_toml
+
+    from fleet_tui.config.spec import parse_spec
+    from fleet_tui.model.cells import PlannedCell
+    from fleet_tui.store import Store
+
+    db = tmp_path / "resumed.db"
+    spec = parse_spec(spec_toml("resumed", workloads=(("mlp", (("b1", 2.0), ("b8", 4.0))),)))
+    with Store.open(db) as store:
+        run_id = store.create_run(spec)
+        store.add_cells(
+            run_id,
+            [PlannedCell("local", "mlp", b, "numpy", {}, f"mlp/{b}/numpy", 2.0, 1.0) for b in ("b1", "b8")],
+        )
+        store.set_run_status(run_id, "complete", exit_code=0)
+    with sqlite3.connect(db) as raw:
+        raw.execute(
+            "UPDATE runs SET started_at = ?, finished_at = ?",
+            ("2026-01-01T10:00:00.000+00:00", "2026-01-01T12:00:00.000+00:00"),
+        )
+        spans = {
+            "mlp/b1/numpy": ("2026-01-01T10:00:00.000+00:00", "2026-01-01T10:00:30.000+00:00"),
+            "mlp/b8/numpy": ("2026-01-01T11:59:00.000+00:00", "2026-01-01T12:00:00.000+00:00"),
+        }
+        for key, (begin, end) in spans.items():
+            raw.execute(
+                "UPDATE cells SET state = 'done', started_at = ?, finished_at = ? WHERE key = ?",
+                (begin, end, key),
+            )
+    result = _run_cli(["runs", "--db", str(db)])
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[:2]
+    assert "MEASURED" in header and "WALL" in header
+    assert "1m 30s" in row and "2h 00m" in row
+    as_json = _run_cli(["runs", "--db", str(db), "--json"])
+    (record,) = json.loads(as_json.stdout.splitlines()[0])
+    assert record["measured_s"] == 90.0 and record["wall_s"] == 7200.0
