@@ -13,7 +13,8 @@ Duration estimate (an assumption, printed with the plan): every inference takes 
 budget. Per cell::
 
     runs x (warmup + measure + cooldown) + sustained
-    warmup  = (warmup_min + 40) x latency        # 40 = pyperf's 2 x 20 stability check, passed first time
+    warmup  = max(min((warmup_min + 40) x latency, max_duration_s), warmup_min x latency)
+              # 40 = the 2 x 20 stability check, passed first time; the agent caps warmup in time
     measure = clamp(min_samples x latency, min_duration_s, max_duration_s)
 
 (The agent cools down after every run of every cell, so a cell pays cooldown_s `runs` times.)
@@ -193,7 +194,11 @@ def unsupported_reason(engine: EngineConfig, facts: Mapping[str, Any] | None) ->
 def estimate_cell_seconds(measure: MeasureSpec, latency_ms: float) -> float:
     """Expected seconds for one cell if every inference takes `latency_ms` (see module doc)."""
     latency_s = latency_ms / 1000.0
-    warmup = (measure.warmup_min + STABILITY_CHECK_SAMPLES) * latency_s
+    # The agent ends an unconverged warmup after max_duration_s, once it has warmup_min samples.
+    warmup = max(
+        min((measure.warmup_min + STABILITY_CHECK_SAMPLES) * latency_s, measure.max_duration_s),
+        measure.warmup_min * latency_s,
+    )
     sampled = min(measure.max_duration_s, max(measure.min_duration_s, measure.min_samples * latency_s))
     return measure.runs * (warmup + sampled + measure.cooldown_s) + measure.sustained_minutes * 60.0
 

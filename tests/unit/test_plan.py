@@ -120,8 +120,11 @@ def test_estimate_follows_the_documented_formula() -> None:
     assert estimate_cell_seconds(measure, 4.0) == pytest.approx(2 * (warmup + 1.0 + 2) + 30)
     # 100 ms: 200 samples take 20 s, above the floor.
     assert estimate_cell_seconds(measure, 100.0) == pytest.approx(2 * (45 * 0.1 + 20.0 + 2) + 30)
-    # 1 s: 200 s of samples is capped by max_duration_s.
-    assert estimate_cell_seconds(measure, 1000.0) == pytest.approx(2 * (45 * 1.0 + 30.0 + 2) + 30)
+    # 1 s: 200 s of samples is capped by max_duration_s; 45 s of warmup too (the agent ends an
+    # unconverged warmup at max_duration_s once it has warmup_min samples).
+    assert estimate_cell_seconds(measure, 1000.0) == pytest.approx(2 * (30.0 + 30.0 + 2) + 30)
+    # 10 s: the time cap still waits for warmup_min (5) samples.
+    assert estimate_cell_seconds(measure, 10_000.0) == pytest.approx(2 * (50.0 + 30.0 + 2) + 30)
 
 
 def test_node_and_total_estimates() -> None:
