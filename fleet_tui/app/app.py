@@ -54,6 +54,12 @@ class FleetApp(App[int]):
         self.connections = FleetConnections(settings)
         """One transport per node, kept warm across refreshes and closed when the app exits."""
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The key of the screen already shown is greyed out (None), not hidden: the footer stays put.
+        if action == "open_screen" and parameters and parameters[0] == self.current_mode:
+            return None
+        return True
+
     def action_open_screen(self, name: str) -> None:
         """Switch to the top-level screen `name` (a mode; built the first time)."""
         destination(name)  # KeyError for a name that is not in the table: a bug, loudly
