@@ -53,6 +53,8 @@ class FleetApp(App[int]):
         """The SQLite store the Runs, Compare and Run detail screens read."""
         self.connections = FleetConnections(settings)
         """One transport per node, kept warm across refreshes and closed when the app exits."""
+        self.compare_runs: tuple[int, ...] = ()
+        """The runs the Compare screen shows (set by the Runs screen; empty = the latest run)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The key of the screen already shown is greyed out (None), not hidden: the footer stays put.

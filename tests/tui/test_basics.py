@@ -64,7 +64,9 @@ async def test_name_column_stays_fixed_at_80x24(local_node: Node, settle: Settle
         assert line.lstrip().startswith("local"), line
 
 
-async def test_a_dialog_footer_shows_the_dialog_keys(local_node: Node, settle: Settle, tmp_path: Path) -> None:
+async def test_a_dialog_footer_shows_the_dialog_keys(
+    local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
     app = local_app(local_node, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
