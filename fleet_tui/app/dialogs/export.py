@@ -31,7 +31,7 @@ class ExportDialog(ModalScreen[Path | None]):
     def __init__(self, table: ComparisonTable, folder: Path | None = None) -> None:
         super().__init__()
         self.table = table
-        self.folder = folder or Path.cwd()
+        self.folder = folder or Path()  # relative: written under the working directory
 
     def compose(self) -> ComposeResult:
         from fleet_tui.export import FORMATS

@@ -82,19 +82,25 @@ class CompareTable(DataTable[Text]):
         }.get(cell.ratio.verdict, "compare--insufficient")
 
     def show_table(self, table: ComparisonTable) -> None:
+        labels = [clean(f"{row.workload} {row.bucket} {row.engine_key}", 60) for row in table.rows]
+        grid = [
+            [cell_text(table.cell(row.key, column.key), table.metric) for column in table.columns]
+            for row in table.rows
+        ]
         self.clear(columns=True)
-        self.add_column("cell", key="cell")
-        for column in table.columns:
+        # Explicit widths: every figure is shown whole (the table scrolls sideways instead).
+        self.add_column("cell", key="cell", width=max([4, *map(len, labels)]))
+        for index, column in enumerate(table.columns):
             label = clean(column.label, 40) + (" (baseline)" if column.is_baseline else "")
-            self.add_column(label, key=column.key)
-        for row in table.rows:
-            values = [Text(clean(f"{row.workload} {row.bucket} {row.engine_key}", 60))]
-            for column in table.columns:
-                cell = table.cell(row.key, column.key)
-                css = self.verdict_class(cell)
+            width = max([len(label), *(len(values[index]) for values in grid)])
+            self.add_column(label, key=column.key, width=width)
+        for row, label, values in zip(table.rows, labels, grid, strict=True):
+            texts = [Text(label)]
+            for column, value in zip(table.columns, values, strict=True):
+                css = self.verdict_class(table.cell(row.key, column.key))
                 style = self.get_component_rich_style(css, partial=True) if css else ""
-                values.append(Text(cell_text(cell, table.metric), style=style))
-            self.add_row(*values, key=row.key)
+                texts.append(Text(value, style=style))
+            self.add_row(*texts, key=row.key)
 
 
 class CompareScreen(FleetAppScreen[None]):

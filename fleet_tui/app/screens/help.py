@@ -36,7 +36,9 @@ def help_entries(screen: Screen[object]) -> list[HelpEntry]:
                 owner=type(node).__name__,
             )
         )
-    return entries
+    # The screen's own keys and the app's first; the focused widget's (Textual's) after them.
+    rank = {type(screen).__name__: 0, type(screen.app).__name__: 1}
+    return sorted(entries, key=lambda e: rank.get(e.owner, 2))
 
 
 class HelpScreen(ModalScreen[None]):
