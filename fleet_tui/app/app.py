@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
 from textual.worker import Worker
 
-from fleet_tui.app.screens.fleet import FleetScreen
+from fleet_tui.app.commands import FleetCommands
+from fleet_tui.app.navigation import DESTINATIONS, destination
 from fleet_tui.config.inventory import Node, load_inventory
 from fleet_tui.fleet.session import FleetConnections
 from fleet_tui.fleet.transport.base import SshSettings
@@ -20,7 +23,20 @@ class FleetApp(App[int]):
 
     TITLE = "fleet-tui"
     CSS_PATH = "app.tcss"
-    BINDINGS = [Binding("q", "quit", "Quit")]
+    # Each top-level screen is a mode built on first use (see navigation.py).
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        entry.name: entry.build for entry in DESTINATIONS
+    }
+    DEFAULT_MODE = "fleet"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(entry.key, f"open_screen('{entry.name}')", entry.title, tooltip=entry.description)
+            for entry in DESTINATIONS
+        ),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+    COMMANDS = App.COMMANDS | {FleetCommands}
 
     def __init__(
         self,
@@ -34,12 +50,30 @@ class FleetApp(App[int]):
         self.settings = settings
         """How every SSH connection is made (known_hosts, timeouts, accept-new)."""
         self.db_path = db_path
-        """The SQLite store; later screens (runs, compare) read it. The fleet screen does not."""
+        """The SQLite store the Runs, Compare and Run detail screens read."""
         self.connections = FleetConnections(settings)
         """One transport per node, kept warm across refreshes and closed when the app exits."""
+        self.compare_runs: tuple[int, ...] = ()
+        """The runs the Compare screen shows (set by the Runs screen; empty = the latest run)."""
 
-    def on_mount(self) -> None:
-        self.push_screen(FleetScreen(self.nodes))
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The key of the screen already shown is greyed out (None), not hidden: the footer stays put.
+        if action == "open_screen" and parameters and parameters[0] == self.current_mode:
+            return None
+        return True
+
+    def action_open_screen(self, name: str) -> None:
+        """Switch to the top-level screen `name` (a mode; built the first time)."""
+        destination(name)  # KeyError for a name that is not in the table: a bug, loudly
+        if self.current_mode != name:
+            self.switch_mode(name)
+
+    def action_help(self) -> None:
+        """Show every binding of the current screen and the app (generated, never hand-written)."""
+        from fleet_tui.app.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
 
     def report_worker_error(self, worker: Worker[object]) -> None:
         """The one place a failed background worker is reported: logged and shown, never silent.

@@ -34,9 +34,11 @@ class FleetScreen(FleetAppScreen[None]):
         Binding("t", "trust", "Trust host key"),
     ]
 
-    def __init__(self, nodes: Sequence[Node]) -> None:
+    def __init__(self, nodes: Sequence[Node] | None = None) -> None:
+        """`nodes` defaults to the app's inventory (the screen is built by name, see navigation)."""
         super().__init__()
-        self.states: dict[str, NodeState] = {node.name: NodeState(node) for node in nodes}
+        self._inventory = None if nodes is None else list(nodes)
+        self.states: dict[str, NodeState] = {}
         """Per-node state, keyed (like the table rows) by node name, in inventory order."""
 
     @property
@@ -53,6 +55,8 @@ class FleetScreen(FleetAppScreen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        nodes = self._inventory if self._inventory is not None else self.fleet_app.nodes
+        self.states = {node.name: NodeState(node) for node in nodes}
         table = self.query_one(NodeTable)
         table.border_title = "fleet"
         self.query_one(NodeDetail).border_title = "selected node"
@@ -122,18 +126,28 @@ class FleetScreen(FleetAppScreen[None]):
 
     # -- host keys ---------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "trust":
-            state = self._selected()
-            # None = shown but greyed out: the key exists, it just does not apply to this row.
-            if state is None or state.error_kind != NodeErrorKind.HOST_KEY_UNKNOWN or state.probing:
-                return None
-        return True
+    def _why_not_trust(self, state: NodeState | None) -> str | None:
+        """Why `t` cannot apply to this row, in words; None when it can."""
+        if state is None:
+            return "no node is selected"
+        name = state.node.name
+        if state.node.transport == "local":
+            return f"{name} is the local node: it has no SSH host key"
+        if state.probing:
+            return f"{name} is being probed; try again when it answers"
+        if state.error_kind == NodeErrorKind.HOST_KEY_UNKNOWN:
+            return None
+        if state.error_kind is None:
+            return f"{name}'s host key is already trusted (or not yet seen: refresh with r)"
+        return f"{name} did not offer an unknown host key ({state.status}); nothing to trust"
 
     def action_trust(self) -> None:
         """Review the selected node's unknown host key and, if the operator agrees, trust it."""
         state = self._selected()
-        if state is None or state.error_kind != NodeErrorKind.HOST_KEY_UNKNOWN:
+        reason = self._why_not_trust(state)
+        if reason is not None or state is None:
+            # Never silent: the key is always live and says why it does nothing here.
+            self.notify(reason or "no node is selected", title="Trust host key", severity="warning")
             return
         self.run_worker(
             self._review_host_key(state.node),

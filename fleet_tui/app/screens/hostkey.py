@@ -10,7 +10,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Footer, Label, Static
 
 
 class HostKeyDialog(ModalScreen[bool]):
@@ -68,6 +68,8 @@ class HostKeyDialog(ModalScreen[bool]):
             with Horizontal(id="hostkey-buttons"):
                 yield Button("Trust (y)", variant="warning", id="hostkey-yes")
                 yield Button("Cancel (n)", variant="primary", id="hostkey-no")
+        # The dialog's own footer: the screen's keys underneath do not apply while it is open.
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#hostkey-no", Button).focus()

@@ -77,7 +77,8 @@ class NodeTable(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's own name
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        # The name column stays put when a narrow terminal scrolls the table sideways.
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, fixed_columns=1)
         self.palette: Palette | None = None
         self._shown: dict[str, NodeState] = {}
         """The state each row last showed, to redraw it in new colours."""

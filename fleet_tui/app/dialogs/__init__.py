@@ -1,0 +1,1 @@
+"""Modal dialogs of the TUI (one module each), pushed by the screen that needs them."""

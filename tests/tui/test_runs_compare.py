@@ -1,0 +1,106 @@
+"""Runs and Compare screens on a fixed stored run (tests/export_fixture.py), driven with Pilot:
+open the run, toggle metric and baseline, export Markdown through the registry, read the file."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import export_fixture
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, OptionList
+
+from fleet_tui.app.app import FleetApp
+from fleet_tui.app.dialogs.export import BUNDLE, ExportDialog
+from fleet_tui.app.screens.compare import CompareScreen, CompareTable
+from fleet_tui.app.screens.runs import RunsScreen
+from fleet_tui.config.inventory import Node
+from fleet_tui.export import FORMATS
+from fleet_tui.fleet.transport.base import SshSettings
+
+Settle = Callable[[Pilot[Any]], Awaitable[None]]
+
+pytestmark = pytest.mark.timeout(120)
+
+SMALL: dict[str, Any] = {
+    "nodes": export_fixture.NODES[:2],
+    "runs": 2,
+    "samples_per_run": 140,
+    "sustained_samples": 150,
+}
+
+
+@pytest.fixture
+def stored_run(tmp_path: Path) -> Path:
+    db = tmp_path / "fixture.db"
+    export_fixture.build(db, **SMALL).store.close()
+    return db
+
+
+def app_on(db: Path, local_node: Node, tmp_path: Path) -> FleetApp:
+    settings = SshSettings(known_hosts=tmp_path / "known_hosts", ssh_config=None)
+    return FleetApp([local_node], settings, db_path=db)
+
+
+async def test_runs_then_compare_then_export_markdown(
+    stored_run: Path, local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    app = app_on(stored_run, local_node, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        runs = app.screen
+        assert isinstance(runs, RunsScreen)
+        table = runs.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[1] == str(runs.runs[0].id) and row[3] == runs.runs[0].status
+        done, total = runs.runs[0].cells.get("done", 0), sum(runs.runs[0].cells.values())
+        assert row[5] == f"{done}/{total}" and total > 0
+
+        await pilot.press("enter")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        model = compare.table
+        assert model is not None and model.kind == "soc" and model.run_ids == (runs.runs[0].id,)
+        grid = compare.query_one(CompareTable)
+        assert grid.row_count == len(model.rows)
+        assert len(grid.columns) == len(model.columns) + 1
+        # Verdict colouring comes from the table model's ratio verdicts.
+        verdicts = {c.ratio.verdict for c in model.cells if c.ratio is not None}
+        assert verdicts, "the fixture has cells compared with the baseline"
+
+        first_baseline = model.baseline
+        await pilot.press("b")
+        await settle(pilot)
+        assert compare.table is not None and compare.table.baseline != first_baseline
+        await pilot.press("m")
+        await settle(pilot)
+        assert compare.table is not None and compare.table.metric == "cold"
+
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
+        offered = [o.id for o in dialog.query_one(OptionList).options]
+        assert offered == [*FORMATS, BUNDLE]
+        dialog.query_one(OptionList).highlighted = offered.index("md")
+        await pilot.pause()
+        out = tmp_path / "out" / "compare.md"
+        out.parent.mkdir()
+        dialog.query_one(Input).value = str(out)
+        dialog.query_one(Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
+        text = out.read_text()
+        written = compare.table
+        assert written is not None
+        for r in written.rows:
+            assert any(r.workload in line and r.bucket in line for line in text.splitlines()), r
+        for column in written.columns:
+            assert column.label in text
