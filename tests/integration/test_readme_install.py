@@ -5,7 +5,8 @@ The command is read from the README itself (the block that opens the app), witho
 (the TUI), so the test follows whatever the README says. pip uses this machine's own configuration
 and cache (the real HOME), as a user's would; the sweep runs with an isolated HOME and the
 session's artifact cache. Measured here: the install ~50 s, the sweep ~1 min with cached artifacts
-(~2 min cold) on a 2-core box.
+(~2 min cold) on a 2-core box: 195 s in all, too long for the suite's budget, so it runs only
+with FLEET_TUI_ACCEPTANCE=1 (`.ci/run` sets it, in its own step after the suite).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("FLEET_TUI_ACCEPTANCE") != "1",
+        reason="a fresh venv install + smoke sweep takes ~3 min; FLEET_TUI_ACCEPTANCE=1 runs it (.ci/run does)",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 OPEN_APP = " && .venv/bin/fleet-tui"
