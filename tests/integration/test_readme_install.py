@@ -22,7 +22,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         os.environ.get("FLEET_TUI_ACCEPTANCE") != "1",
-        reason="a fresh venv install + smoke sweep takes ~3 min; FLEET_TUI_ACCEPTANCE=1 runs it (.ci/run does)",
+        reason="fresh venv install + smoke sweep: ~3 min; FLEET_TUI_ACCEPTANCE=1 runs it (.ci/run does)",
     ),
 ]
 
