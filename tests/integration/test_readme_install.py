@@ -31,7 +31,7 @@ OPEN_APP = " && .venv/bin/fleet-tui"
 
 
 def readme_install_command() -> str:
-    blocks = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    blocks: list[str] = re.findall(r"```sh\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
     first = blocks[0].strip()
     assert first.startswith("python3 -m venv .venv") and first.endswith(OPEN_APP), first
     return first.removesuffix(OPEN_APP)
