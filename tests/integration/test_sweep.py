@@ -212,7 +212,7 @@ def test_an_unusable_db_fails_at_once_with_one_line(sweep_env: dict[str, str], t
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(db) in lines[0] and "Traceback" not in result.stderr, result.stderr
-    assert "building artifacts" not in result.stdout
+    assert "artifact mlp (1/1)" not in result.stdout  # no build line: nothing was built
 
 
 def test_resuming_a_complete_run_changes_nothing(sweep_env: dict[str, str], tmp_path: Path) -> None:
@@ -234,6 +234,6 @@ def test_resuming_a_complete_run_changes_nothing(sweep_env: dict[str, str], tmp_
     assert result.returncode == 1, result.stdout + result.stderr  # the stored verdict
     assert f"run {run_id} is already complete: nothing to resume" in result.stdout
     assert "exit 1 is the run's stored verdict (a gate failed" in result.stdout
-    assert "building artifacts" not in result.stdout
+    assert "artifact mlp (1/1)" not in result.stdout  # no build line: nothing was built
     with Store.open(db) as store:
         assert store.run(run_id).finished_at == before.finished_at
