@@ -122,10 +122,10 @@ async def test_help_lists_every_binding_and_each_key_does_something(
         assert {"r", "t", "question_mark", "q"} <= set(keys)
         keys.sort(key=lambda k: k == "q")  # quit last
         for key in keys:
-            before = (app.screen, app.current_mode, len(notices(messages)), len(app.workers))
+            before = (app.screen, app.current_mode, app.focused, len(notices(messages)), len(app.workers))
             await pilot.press(key)
             await pilot.pause()
-            after = (app.screen, app.current_mode, len(notices(messages)), len(app.workers))
+            after = (app.screen, app.current_mode, app.focused, len(notices(messages)), len(app.workers))
             if key == "q":
                 break
             assert after != before, f"key {key!r} did nothing"
@@ -134,4 +134,6 @@ async def test_help_lists_every_binding_and_each_key_does_something(
                 await pilot.press("escape")
             app.switch_mode("fleet")
             await settle(pilot)
+            fleet.query_one(NodeTable).focus()
+            await pilot.pause()
     assert app.return_code == 0, "q quit the app"

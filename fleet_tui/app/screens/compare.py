@@ -155,14 +155,14 @@ class CompareScreen(FleetAppScreen[None]):
         grid = self.query_one(CompareTable)
         if table is None:
             grid.clear(columns=True)
-            notes.update(message or "nothing to compare")
+            notes.update(Text(message or "nothing to compare"))
             return
         self.run_ids = table.run_ids
         self.sub_title = f"{table.title} · metric {table.metric}"
         lines = [clean(w, 200) for w in table.warnings]
         if message:
             lines.append(message)
-        notes.update("\n".join(f"! {line}" for line in lines) if lines else "")
+        notes.update(Text("\n".join(f"! {line}" for line in lines)))
         grid.show_table(table)
         if self.export_when_ready:
             self.export_when_ready = False

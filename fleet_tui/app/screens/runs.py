@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -106,7 +107,7 @@ class RunsScreen(FleetAppScreen[None]):
         text = message or (
             f"picked {picked}: enter compares them (run vs run)" if self.picked else "space picks two runs"
         )
-        self.query_one("#runs-hint", Static).update(text)
+        self.query_one("#runs-hint", Static).update(Text(text))  # may hold a path: never markup
 
     def _cursor_run(self) -> int | None:
         table = self.query_one("#runs-table", DataTable)
