@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.coordinate import Coordinate
 from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
@@ -38,7 +39,7 @@ def two_node_app(local_node: Node, tmp_path: Path) -> FleetApp:
 
 def rows(screen: FleetScreen) -> list[str]:
     table = screen.query_one(NodeTable)
-    return [str(table.coordinate_to_cell_key((i, 0)).row_key.value) for i in range(table.row_count)]
+    return [str(table.coordinate_to_cell_key(Coordinate(i, 0)).row_key.value) for i in range(table.row_count)]
 
 
 async def test_totals_filter_sort_probe_and_auto_refresh(
