@@ -135,7 +135,8 @@ class RunsScreen(FleetAppScreen[None]):
 
     def _chosen(self) -> tuple[int, ...]:
         run_id = self._cursor_run()
-        return tuple(self.picked) if self.picked else (() if run_id is None else (run_id,))
+        # Picked runs go oldest first: run vs run is the later run against the earlier reference.
+        return tuple(sorted(self.picked)) if self.picked else (() if run_id is None else (run_id,))
 
     async def _open_compare(self, *, export: bool) -> None:
         from fleet_tui.app.app import FleetApp
