@@ -45,6 +45,10 @@ class NodeState:
     """True while a probe of this node is in flight."""
     aborted: str | None = None
     """Set when the probe worker crashed before this node answered (a bug, not a node fault)."""
+    probed_at: str | None = None
+    """When the last probe answered (UTC, ISO seconds), shown in the detail pane."""
+    recent_runs: tuple[str, ...] = ()
+    """The node's latest stored runs with their verdict counts, one line each (newest first)."""
 
     @property
     def status(self) -> str:

@@ -138,3 +138,22 @@ async def test_two_picked_runs_open_run_vs_run(local_node: Node, settle: Settle,
         assert slower, "run b is 1.5x slower: the table model says so and the screen shows it"
         grid = compare.query_one(CompareTable)
         assert grid.row_count == len(compare.table.rows)
+
+
+async def test_fleet_detail_shows_last_probe_and_recent_runs(
+    stored_run: Path, settle: Settle, tmp_path: Path
+) -> None:
+    from fleet_tui.app.widgets.node_detail import NodeDetail
+    from fleet_tui.store import Store
+
+    with Store.open(stored_run) as store:
+        run = store.list_runs()[0]
+    refused = Node(name="m1-a", host="127.0.0.1", port=9, source="test")  # a node of the stored run
+    app = FleetApp([refused], SshSettings(known_hosts=tmp_path / "kh", ssh_config=None), db_path=stored_run)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        text = str(app.screen.query_one(NodeDetail).content)
+        done, total = run.cells.get("done", 0), sum(run.cells.values())
+        assert f"run {run.id} {run.status} {done}/{total} cells" in text, text
+        assert all(f"{v} {n}" in text for v, n in run.gates.items() if n), text
+        assert "last probe 20" in text  # an ISO timestamp

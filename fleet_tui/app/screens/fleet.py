@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
@@ -82,6 +82,30 @@ class FleetScreen(FleetAppScreen[None]):
         table.focus()
         self._show_detail()
         self.probe(tuple(self.states))
+        self._load_recent_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="recent-runs", description="Reading runs")
+    def _load_recent_runs(self) -> None:
+        """Each node's three latest stored runs with their verdicts, for the detail pane."""
+        from fleet_tui.store import Store
+
+        db_path = self.fleet_app.db_path
+        if db_path is None or not db_path.is_file():
+            return
+        with Store.open(db_path) as store:
+            runs = store.list_runs()
+        lines: dict[str, list[str]] = {}
+        for run in runs:
+            verdicts = " ".join(f"{v} {n}" for v, n in sorted(run.gates.items()) if n) or "no gates"
+            done, total = run.cells.get("done", 0), sum(run.cells.values())
+            for name in run.nodes:
+                lines.setdefault(name, []).append(f"{run.id} {run.status} {done}/{total} cells · {verdicts}")
+        self.app.call_from_thread(self._show_recent_runs, {k: tuple(v[:3]) for k, v in lines.items()})
+
+    def _show_recent_runs(self, lines: dict[str, tuple[str, ...]]) -> None:
+        for name, state in self.states.items():
+            state.recent_runs = lines.get(name, ())
+        self._show_detail()
 
     # -- probing -----------------------------------------------------------------------------
 
@@ -122,16 +146,20 @@ class FleetScreen(FleetAppScreen[None]):
             self.post_message(ProbeAborted(tuple(sorted(remaining)), f"{type(exc).__name__}: {exc}"))
 
     def action_refresh(self) -> None:
-        """Re-probe every node (connections stay warm between refreshes)."""
+        """Re-probe every node (connections stay warm between refreshes) and reread the runs."""
         self.probe(tuple(self.states))
+        self._load_recent_runs()
 
     @on(NodeProbed)
     def _node_probed(self, message: NodeProbed) -> None:
         state = self.states.get(message.result.node.name)
         if state is None:
             return
+        from datetime import UTC, datetime
+
         state.result = message.result
         state.probing = False
+        state.probed_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._redraw(state)
 
     @on(ProbeAborted)
