@@ -23,7 +23,7 @@ class FleetCommands(Provider):
             (
                 f"Open {entry.title}",
                 entry.description,
-                partial(app.run_action, f"app.open_screen('{entry.name}')"),
+                partial(app.call_later, app.run_action, f"app.open_screen('{entry.name}')"),
             )
             for entry in DESTINATIONS
         ]
@@ -38,7 +38,7 @@ class FleetCommands(Provider):
                 (
                     binding.description,
                     f"key {binding.key_display or binding.key}",
-                    partial(app.run_action, binding.action, target),
+                    partial(app.call_later, app.run_action, binding.action, target),
                 )
             )
         return found

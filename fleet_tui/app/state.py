@@ -6,6 +6,8 @@ detail panel agree on what a "status" is and tests can check the wording without
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,10 @@ class NodeState:
     """True while a probe of this node is in flight."""
     aborted: str | None = None
     """Set when the probe worker crashed before this node answered (a bug, not a node fault)."""
+    probed_at: str | None = None
+    """When the last probe answered (UTC, ISO seconds), shown in the detail pane."""
+    recent_runs: tuple[str, ...] = ()
+    """The node's latest stored runs with their verdict counts, one line each (newest first)."""
 
     @property
     def status(self) -> str:
@@ -103,6 +109,8 @@ __all__ = [
     "PROBING",
     "NodeState",
     "clip",
+    "fleet_totals",
+    "matches",
     "format_agent",
     "format_cores",
     "format_load",
@@ -112,3 +120,27 @@ __all__ = [
     "format_rtt",
     "show",
 ]
+
+
+def fleet_totals(states: Iterable[NodeState]) -> str:
+    """The Fleet screen's status bar: nodes up / failed, chips present, the fleet's hourly cost."""
+    states = list(states)
+    up = sum(1 for s in states if s.status == "ok")
+    failed = sum(1 for s in states if not s.probing and s.status not in ("ok", "not probed"))
+    chips = Counter(str(s.facts["chip"]) for s in states if s.status == "ok" and s.facts.get("chip"))
+    chip_text = ", ".join(f"{clip(display.clean(chip, 40), 26)} ×{n}" for chip, n in sorted(chips.items()))
+    priced = [s.node.hourly_usd for s in states if s.node.hourly_usd is not None]
+    cost = f"${sum(priced):.2f}/h" if priced else "no prices"
+    if priced and len(priced) < len(states):
+        cost += f" ({len(priced)} of {len(states)} priced)"
+    return f"{up} up · {failed} failed · chips: {chip_text or MISSING} · fleet {cost}"
+
+
+def matches(state: NodeState, needle: str) -> bool:
+    """The `/` filter: a case-insensitive substring of name, tier, chip, status or a tag."""
+    if not needle:
+        return True
+    hay = [state.node.name, state.node.tier or "", str(state.facts.get("chip", "")), state.status]
+    hay.extend(state.node.tags)
+    lowered = needle.lower()
+    return any(lowered in text.lower() for text in hay)

@@ -122,10 +122,10 @@ async def test_help_lists_every_binding_and_each_key_does_something(
         assert {"r", "t", "question_mark", "q"} <= set(keys)
         keys.sort(key=lambda k: k == "q")  # quit last
         for key in keys:
-            before = (app.screen, app.current_mode, len(notices(messages)), len(app.workers))
+            before = (app.screen, app.current_mode, app.focused, len(notices(messages)), len(app.workers))
             await pilot.press(key)
             await pilot.pause()
-            after = (app.screen, app.current_mode, len(notices(messages)), len(app.workers))
+            after = (app.screen, app.current_mode, app.focused, len(notices(messages)), len(app.workers))
             if key == "q":
                 break
             assert after != before, f"key {key!r} did nothing"
@@ -134,4 +134,28 @@ async def test_help_lists_every_binding_and_each_key_does_something(
                 await pilot.press("escape")
             app.switch_mode("fleet")
             await settle(pilot)
+            fleet.query_one(NodeTable).focus()
+            await pilot.pause()
     assert app.return_code == 0, "q quit the app"
+
+
+async def test_command_palette_offers_every_screen_and_every_key(
+    local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    from fleet_tui.app.commands import FleetCommands
+
+    app = local_app(local_node, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        fleet = app.screen
+        provider = FleetCommands(fleet)
+        names = [name for name, _help, _run in provider._commands()]
+        assert {f"Open {d.title}" for d in DESTINATIONS if d.name != "fleet"} <= set(names)
+        for _node, binding, enabled, _tip in fleet.active_bindings.values():
+            if enabled and binding.description and binding.show and "open_screen" not in binding.action:
+                assert binding.description in names, binding
+        # Running an entry does what its key does: "Open Runs" switches to the Runs screen.
+        run = {name: go for name, _help, go in provider._commands()}["Open Runs"]
+        run()
+        await settle(pilot)
+        assert app.current_mode == "runs"

@@ -104,3 +104,56 @@ async def test_runs_then_compare_then_export_markdown(
             assert any(r.workload in line and r.bucket in line for line in text.splitlines()), r
         for column in written.columns:
             assert column.label in text
+
+
+async def test_two_picked_runs_open_run_vs_run(local_node: Node, settle: Settle, tmp_path: Path) -> None:
+    import compare_fixture
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    nodes = [Node(name="node-a", host="127.0.0.2", source="test")]
+    db = tmp_path / "two.db"
+    store, first = compare_fixture.build(db, nodes, lambda _n, _k: compare_fixture.lognormal_runs(rng, 2.0))
+    _same, second = compare_fixture.build(
+        db, nodes, lambda _n, _k: compare_fixture.lognormal_runs(rng, 3.0), store=store
+    )
+    store.close()
+    app = app_on(db, local_node, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        runs = app.screen
+        assert isinstance(runs, RunsScreen) and [r.id for r in runs.runs] == [second, first]
+        await pilot.press("space", "down", "space")
+        await pilot.pause()
+        assert runs.picked == [second, first]
+        await pilot.press("enter")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        assert compare.table is not None and compare.table.kind == "run_vs_run"
+        assert compare.table.run_ids == (first, second)  # the earlier run is the reference
+        slower = [c for c in compare.table.cells if c.ratio is not None and c.ratio.verdict == "slower"]
+        assert slower, "run b is 1.5x slower: the table model says so and the screen shows it"
+        grid = compare.query_one(CompareTable)
+        assert grid.row_count == len(compare.table.rows)
+
+
+async def test_fleet_detail_shows_last_probe_and_recent_runs(
+    stored_run: Path, settle: Settle, tmp_path: Path
+) -> None:
+    from fleet_tui.app.widgets.node_detail import NodeDetail
+    from fleet_tui.store import Store
+
+    with Store.open(stored_run) as store:
+        run = store.list_runs()[0]
+    refused = Node(name="m1-a", host="127.0.0.1", port=9, source="test")  # a node of the stored run
+    app = FleetApp([refused], SshSettings(known_hosts=tmp_path / "kh", ssh_config=None), db_path=stored_run)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        text = str(app.screen.query_one(NodeDetail).content)
+        done, total = run.cells.get("done", 0), sum(run.cells.values())
+        assert f"run {run.id} {run.status} {done}/{total} cells" in text, text
+        assert all(f"{v} {n}" in text for v, n in run.gates.items() if n), text
+        assert "last probe 20" in text  # an ISO timestamp

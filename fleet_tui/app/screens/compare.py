@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -83,8 +84,10 @@ class CompareTable(DataTable[Text]):
 
     def show_table(self, table: ComparisonTable) -> None:
         labels = [clean(f"{row.workload} {row.bucket} {row.engine_key}", 60) for row in table.rows]
+        # One index instead of ComparisonTable.cell per pair (a scan each: quadratic on big tables).
+        by_key = {(c.row, c.column): c for c in table.cells}
         grid = [
-            [cell_text(table.cell(row.key, column.key), table.metric) for column in table.columns]
+            [cell_text(by_key.get((row.key, column.key)), table.metric) for column in table.columns]
             for row in table.rows
         ]
         self.clear(columns=True)
@@ -94,12 +97,14 @@ class CompareTable(DataTable[Text]):
             label = clean(column.label, 40) + (" (baseline)" if column.is_baseline else "")
             width = max([len(label), *(len(values[index]) for values in grid)])
             self.add_column(label, key=column.key, width=width)
+        styles: dict[str, Style] = {}  # one lookup per verdict class, not per cell
         for row, label, values in zip(table.rows, labels, grid, strict=True):
             texts = [Text(label)]
             for column, value in zip(table.columns, values, strict=True):
-                css = self.verdict_class(table.cell(row.key, column.key))
-                style = self.get_component_rich_style(css, partial=True) if css else ""
-                texts.append(Text(value, style=style))
+                css = self.verdict_class(by_key.get((row.key, column.key)))
+                if css and css not in styles:
+                    styles[css] = self.get_component_rich_style(css, partial=True)
+                texts.append(Text(value, style=styles[css] if css else ""))
             self.add_row(*texts, key=row.key)
 
 
@@ -155,14 +160,14 @@ class CompareScreen(FleetAppScreen[None]):
         grid = self.query_one(CompareTable)
         if table is None:
             grid.clear(columns=True)
-            notes.update(message or "nothing to compare")
+            notes.update(Text(message or "nothing to compare"))
             return
         self.run_ids = table.run_ids
         self.sub_title = f"{table.title} · metric {table.metric}"
         lines = [clean(w, 200) for w in table.warnings]
         if message:
             lines.append(message)
-        notes.update("\n".join(f"! {line}" for line in lines) if lines else "")
+        notes.update(Text("\n".join(f"! {line}" for line in lines)))
         grid.show_table(table)
         if self.export_when_ready:
             self.export_when_ready = False

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from textual import on
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from fleet_tui.app.messages import HostKeyTrusted, NodeProbed, ProbeAborted
 from fleet_tui.app.screens.base import FleetAppScreen
 from fleet_tui.app.screens.hostkey import HostKeyDialog
-from fleet_tui.app.state import NodeState
+from fleet_tui.app.state import NodeState, fleet_totals, matches
 from fleet_tui.app.widgets.node_detail import NodeDetail
 from fleet_tui.app.widgets.node_table import NodeTable
 from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
@@ -21,6 +23,11 @@ from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 if TYPE_CHECKING:
     from fleet_tui.app.app import FleetApp
     from fleet_tui.config.inventory import Node
+
+SORT_KEYS = ("name", "status", "chip", "tier", "rtt")
+"""What `s` cycles the table's order through (column keys)."""
+AUTO_REFRESH_S = (0, 30, 60, 300)
+"""What `a` cycles the auto-refresh interval through, in seconds (0 = off)."""
 
 PROBE_ALL_GROUP = "probe:all"
 """Worker group of a whole-fleet probe; exclusive, so r twice restarts rather than doubles up."""
@@ -31,7 +38,11 @@ class FleetScreen(FleetAppScreen[None]):
 
     BINDINGS = [
         Binding("r", "refresh", "Refresh"),
+        Binding("p", "probe_selected", "Probe node"),
         Binding("t", "trust", "Trust host key"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("a", "auto_refresh", "Auto-refresh"),
     ]
 
     def __init__(self, nodes: Sequence[Node] | None = None) -> None:
@@ -40,6 +51,10 @@ class FleetScreen(FleetAppScreen[None]):
         self._inventory = None if nodes is None else list(nodes)
         self.states: dict[str, NodeState] = {}
         """Per-node state, keyed (like the table rows) by node name, in inventory order."""
+        self.filter_text = ""
+        self.sort_key = "name"
+        self.refresh_every_s = 0
+        self._refresh_timer: Timer | None = None
 
     @property
     def fleet_app(self) -> FleetApp:
@@ -50,8 +65,10 @@ class FleetScreen(FleetAppScreen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Input(id="fleet-filter", placeholder="filter: name, tier, chip, status or tag")
         yield NodeTable(id="nodes")
         yield NodeDetail(id="detail")
+        yield Static(id="fleet-totals")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -65,6 +82,30 @@ class FleetScreen(FleetAppScreen[None]):
         table.focus()
         self._show_detail()
         self.probe(tuple(self.states))
+        self._load_recent_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="recent-runs", description="Reading runs")
+    def _load_recent_runs(self) -> None:
+        """Each node's three latest stored runs with their verdicts, for the detail pane."""
+        from fleet_tui.store import Store
+
+        db_path = self.fleet_app.db_path
+        if db_path is None or not db_path.is_file():
+            return
+        with Store.open(db_path) as store:
+            runs = store.list_runs()
+        lines: dict[str, list[str]] = {}
+        for run in runs:
+            verdicts = " ".join(f"{v} {n}" for v, n in sorted(run.gates.items()) if n) or "no gates"
+            done, total = run.cells.get("done", 0), sum(run.cells.values())
+            for name in run.nodes:
+                lines.setdefault(name, []).append(f"{run.id} {run.status} {done}/{total} cells · {verdicts}")
+        self.app.call_from_thread(self._show_recent_runs, {k: tuple(v[:3]) for k, v in lines.items()})
+
+    def _show_recent_runs(self, lines: dict[str, tuple[str, ...]]) -> None:
+        for name, state in self.states.items():
+            state.recent_runs = lines.get(name, ())
+        self._show_detail()
 
     # -- probing -----------------------------------------------------------------------------
 
@@ -75,7 +116,8 @@ class FleetScreen(FleetAppScreen[None]):
             state = self.states[name]
             state.probing = True
             state.aborted = None
-            table.show_state(state)
+            if name in table.rows:
+                table.show_state(state)
         self._summarise()
         self._show_detail()
         self.run_worker(
@@ -104,16 +146,20 @@ class FleetScreen(FleetAppScreen[None]):
             self.post_message(ProbeAborted(tuple(sorted(remaining)), f"{type(exc).__name__}: {exc}"))
 
     def action_refresh(self) -> None:
-        """Re-probe every node (connections stay warm between refreshes)."""
+        """Re-probe every node (connections stay warm between refreshes) and reread the runs."""
         self.probe(tuple(self.states))
+        self._load_recent_runs()
 
     @on(NodeProbed)
     def _node_probed(self, message: NodeProbed) -> None:
         state = self.states.get(message.result.node.name)
         if state is None:
             return
+        from datetime import UTC, datetime
+
         state.result = message.result
         state.probing = False
+        state.probed_at = datetime.now(UTC).isoformat(timespec="seconds")
         self._redraw(state)
 
     @on(ProbeAborted)
@@ -195,6 +241,62 @@ class FleetScreen(FleetAppScreen[None]):
         self.notify(f"{message.name}: trusted {message.fingerprint}", title="Host key")
         self.probe((message.name,), group=f"probe:{message.name}")
 
+    # -- filter, sort, auto-refresh -------------------------------------------------------
+
+    def action_probe_selected(self) -> None:
+        """Probe the node under the cursor only."""
+        state = self._selected()
+        if state is None:
+            self.notify("no node is selected", title="Probe", severity="warning")
+            return
+        self.probe((state.node.name,), group=f"probe:{state.node.name}")
+
+    def action_filter(self) -> None:
+        box = self.query_one("#fleet-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#fleet-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._rebuild_rows()
+
+    @on(Input.Submitted, "#fleet-filter")
+    def _filter_done(self) -> None:
+        box = self.query_one("#fleet-filter", Input)
+        box.display = bool(self.filter_text)
+        self.query_one(NodeTable).focus()
+
+    def action_sort(self) -> None:
+        self.sort_key = SORT_KEYS[(SORT_KEYS.index(self.sort_key) + 1) % len(SORT_KEYS)]
+        self._sort()
+        self.notify(f"sorted by {self.sort_key}", title="Sort", timeout=2)
+
+    def _sort(self) -> None:
+        self.query_one(NodeTable).sort(self.sort_key, key=lambda text: text.plain)
+
+    def action_auto_refresh(self) -> None:
+        index = AUTO_REFRESH_S.index(self.refresh_every_s) if self.refresh_every_s in AUTO_REFRESH_S else 0
+        self.refresh_every_s = AUTO_REFRESH_S[(index + 1) % len(AUTO_REFRESH_S)]
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+            self._refresh_timer = None
+        if self.refresh_every_s:
+            self._refresh_timer = self.set_interval(self.refresh_every_s, self.action_refresh)
+        said = f"every {self.refresh_every_s} s" if self.refresh_every_s else "off"
+        self.notify(f"auto-refresh {said}", title="Auto-refresh", timeout=2)
+        self._summarise()
+
+    def _rebuild_rows(self) -> None:
+        table = self.query_one(NodeTable)
+        table.clear()
+        for state in self.states.values():
+            if matches(state, self.filter_text):
+                table.add_node(state)
+        self._sort()
+        self._show_detail()
+        self._summarise()
+
     # -- drawing -----------------------------------------------------------------------------
 
     def _selected(self) -> NodeState | None:
@@ -202,7 +304,11 @@ class FleetScreen(FleetAppScreen[None]):
         return None if name is None else self.states.get(name)
 
     def _redraw(self, state: NodeState) -> None:
-        self.query_one(NodeTable).show_state(state)
+        table = self.query_one(NodeTable)
+        if state.node.name not in table.rows:  # filtered out; the totals still count it
+            self._summarise()
+            return
+        table.show_state(state)
         self._summarise()
         selected = self._selected()
         if selected is not None and selected.node.name == state.node.name:
@@ -233,3 +339,9 @@ class FleetScreen(FleetAppScreen[None]):
         if probing:
             summary += f" · {probing} probing"
         self.sub_title = summary
+        totals = fleet_totals(states)
+        if self.filter_text:
+            totals += f" · filter {self.filter_text!r}"
+        if self.refresh_every_s:
+            totals += f" · auto-refresh {self.refresh_every_s} s"
+        self.query_one("#fleet-totals", Static).update(Text(totals))  # node text: never markup

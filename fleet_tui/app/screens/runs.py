@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -106,7 +107,7 @@ class RunsScreen(FleetAppScreen[None]):
         text = message or (
             f"picked {picked}: enter compares them (run vs run)" if self.picked else "space picks two runs"
         )
-        self.query_one("#runs-hint", Static).update(text)
+        self.query_one("#runs-hint", Static).update(Text(text))  # may hold a path: never markup
 
     def _cursor_run(self) -> int | None:
         table = self.query_one("#runs-table", DataTable)
@@ -134,7 +135,8 @@ class RunsScreen(FleetAppScreen[None]):
 
     def _chosen(self) -> tuple[int, ...]:
         run_id = self._cursor_run()
-        return tuple(self.picked) if self.picked else (() if run_id is None else (run_id,))
+        # Picked runs go oldest first: run vs run is the later run against the earlier reference.
+        return tuple(sorted(self.picked)) if self.picked else (() if run_id is None else (run_id,))
 
     async def _open_compare(self, *, export: bool) -> None:
         from fleet_tui.app.app import FleetApp

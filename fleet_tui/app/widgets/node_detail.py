@@ -136,6 +136,10 @@ def detail_content(state: NodeState, *, known_hosts: str, accept_new: bool) -> C
         )
     elif result is not None:
         parts.append(Content.from_markup("probe took $secs s", secs=f"{result.seconds:.2f}"))
+    if state.probed_at is not None:
+        parts.append(Content.from_markup("last probe $when", when=state.probed_at))
+    for line in state.recent_runs:
+        parts.append(Content.from_markup("[dim]run[/] $line", line=line))
     if accept_new and node.transport != "local":
         parts.append(
             Content.from_markup("[dim]--accept-new-host-keys: unknown host keys are trusted on first use[/]")
