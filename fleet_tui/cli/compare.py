@@ -61,23 +61,6 @@ def _min_effect(value: float) -> float:
     return value
 
 
-def with_capex(store: Store, table: ComparisonTable, utilisation: float) -> ComparisonTable:
-    """A side-by-side table with the capex table of its runs appended (the HTML report's cost
-    chart), when the capex view can be built (nodes with prices); other tables unchanged."""
-    import dataclasses
-
-    from fleet_tui.analysis.capex import capex_table
-    from fleet_tui.analysis.compare import CompareError
-
-    if table.kind != "soc" or any(t.kind == "capex" for t in table.related):
-        return table
-    try:
-        capex = capex_table(_load(store, list(table.run_ids)), utilisation=utilisation)
-    except CompareError:
-        return table
-    return dataclasses.replace(table, related=(*table.related, capex))
-
-
 def _emit(table: ComparisonTable, fmt: str | None, output: str | None, store: Store) -> None:
     """Print or write the table; the HTML report also gets its capex table and chart data."""
     from fleet_tui.export.text import render_text
@@ -155,6 +138,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         store = open_existing_store(args.db)
         with store:
             table, against = build_compare(store, args)
+            from fleet_tui.export.report import with_capex
+
             report = with_capex(store, table, args.utilisation) if args.format in ("html", "htm") else table
             _emit(report, args.format, args.output, store)
     except (CommandError, CompareError) as exc:

@@ -77,7 +77,7 @@ def table_for_run(
 def report_table(store: Store, run_id: int, **options: Any) -> ComparisonTable:
     """The run's comparison table with its capex table appended (for the cost chart), when the
     capex view can be built (nodes with prices)."""
-    from fleet_tui.cli.compare import with_capex
+    from fleet_tui.export.report import with_capex
 
     table = table_for_run(store, run_id, **options)
     return with_capex(store, table, float(options.get("utilisation", 1.0)))
@@ -139,23 +139,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def bundle_exports(store: Store, run_id: int) -> dict[str, bytes]:
-    """exports/ and charts/ of a run's bundle; empty when the run has nothing to compare."""
+    """exports/ and charts/ of a run's bundle; empty (and said) when the run has nothing to compare."""
     from fleet_tui.analysis.compare import CompareError
-    from fleet_tui.export import render
-    from fleet_tui.export.chart_data import chart_data
-    from fleet_tui.export.html import report
+    from fleet_tui.export.report import report_files
 
     try:
-        table = report_table(store, run_id)
+        return report_files(store, run_id)
     except CompareError as exc:
         print(f"fleet-tui bundle: no exports: {_printable(str(exc))}", file=sys.stderr)
         return {}
-    charts = chart_data(store, table)
-    files = {f"exports/table.{fmt}": render(table, fmt) for fmt in ("csv", "md", "json")}
-    files["exports/report.html"], svgs = report(table, charts)
-    for ident, svg in svgs.items():
-        files[f"charts/{ident}.svg"] = svg.encode("utf-8")
-    return files
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:

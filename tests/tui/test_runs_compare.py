@@ -157,3 +157,44 @@ async def test_fleet_detail_shows_last_probe_and_recent_runs(
         assert f"run {run.id} {run.status} {done}/{total} cells" in text, text
         assert all(f"{v} {n}" in text for v, n in run.gates.items() if n), text
         assert "last probe 20" in text  # an ISO timestamp
+
+
+async def test_a_bundle_from_compare_holds_what_the_cli_bundle_holds(
+    stored_run: Path, local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    """The export dialog's bundle carries the same exports and charts as `fleet-tui bundle`."""
+    from fleet_tui.cli import main
+
+    app = app_on(stored_run, local_node, tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        run_id = app.screen.runs[0].id  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ExportDialog)
+        offered = [o.id for o in dialog.query_one(OptionList).options]
+        dialog.query_one(OptionList).highlighted = offered.index(BUNDLE)
+        await pilot.pause()
+        tui_dir = tmp_path / "tui-bundle"
+        dialog.query_one(Input).value = str(tui_dir)
+        dialog.query_one(Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+    cli_dir = tmp_path / "cli-bundle"
+    assert main(["bundle", str(run_id), "--db", str(stored_run), "--output", str(cli_dir)]) == 0
+
+    def exports(root: Path) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.relative_to(root).parts[0] in ("exports", "charts")
+        }
+
+    tui_files = exports(tui_dir)
+    assert "exports/report.html" in tui_files and any(name.startswith("charts/") for name in tui_files)
+    assert tui_files == exports(cli_dir)

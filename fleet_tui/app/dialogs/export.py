@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, OptionList
 from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
     from fleet_tui.analysis.tables import ComparisonTable
@@ -84,7 +85,7 @@ class ExportDialog(ModalScreen[Path | None]):
         self._write(self.chosen, Path(self.query_one(Input).value).expanduser())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export", description="Writing the export")
-    def _write(self, fmt: str, path: Path) -> None:
+    def _write(self, fmt: str, path: Path) -> Path | None:
         from fleet_tui.export import ExportError, render_from_store
         from fleet_tui.export.bundle import BundleError
         from fleet_tui.store import Store, StoreError
@@ -95,17 +96,30 @@ class ExportDialog(ModalScreen[Path | None]):
                 raise StoreError("no store")
             with Store.open(db_path) as store:
                 if fmt == BUNDLE:
+                    from fleet_tui.analysis.compare import CompareError
                     from fleet_tui.export import bundle
+                    from fleet_tui.export.report import report_files
 
                     if len(self.table.run_ids) != 1:
                         raise BundleError("a bundle holds one run: open a single run in Compare")
-                    written = bundle.write(bundle.collect(store, self.table.run_ids[0]), path)
+                    run_id = self.table.run_ids[0]
+                    try:
+                        extra = report_files(store, run_id)  # the same exports and charts as the CLI's
+                    except CompareError:
+                        extra = {}
+                    written = bundle.write(bundle.collect(store, run_id, extra), path)
                 else:
                     path.write_bytes(render_from_store(self.table, fmt, store))
                     written = path
         except (OSError, StoreError, ExportError, BundleError) as exc:
             message = f"{path}: {getattr(exc, 'strerror', None) or exc}"
             self.app.call_from_thread(self.notify, message, title="Export failed", severity="error")
-            return
+            return None
         self.app.call_from_thread(self.notify, f"wrote {written}", title="Export")
-        self.app.call_from_thread(self.dismiss, written)
+        return written
+
+    @on(Worker.StateChanged)
+    def _written(self, event: Worker.StateChanged) -> None:
+        # Dismissed only once the worker has finished: dismissing from inside it would cancel it.
+        if event.worker.group == "export" and event.state is WorkerState.SUCCESS and event.worker.result:
+            self.dismiss(event.worker.result)
