@@ -183,8 +183,10 @@ def test_run_measures_numpy_and_mlx_cells(
         ]
         assert len(measured) == s["n"]  # the raw samples on the wire are the summary's samples
         assert s["min"] <= s["p50"] <= s["p90"] <= s["p95"] <= s["max"]
-        # an exact p50 CI exists exactly from n = 6 on (a slow cell on a loaded box may have fewer)
-        assert (s["ci95"]["p50"] is not None) == (s["n"] >= 6), (cell_id, s["n"])
+        # From n = 6 on an exact p50 CI always exists. Below that (a slow cell on a loaded box) a
+        # multi-run cell may still publish its run-level interval, which is across runs, not samples.
+        if s["n"] >= 6:
+            assert s["ci95"]["p50"] is not None, (cell_id, s["n"])
         for q in ("p50", "p90", "p95"):
             if s["ci95"][q] is not None:  # published once n allows an exact interval
                 lo, hi = s["ci95"][q]
