@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.notifications import Notify
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer
+from textual.worker import Worker, WorkerState
 
 from fleet_tui.app.app import FleetApp
 from fleet_tui.app.navigation import DESTINATIONS
@@ -33,6 +34,16 @@ def local_app(local_node: Node, tmp_path: Path) -> FleetApp:
 
 def notices(messages: list[Message]) -> list[str]:
     return [m.notification.message for m in messages if isinstance(m, Notify)]
+
+
+def observable(app: FleetApp, messages: list[Message]) -> tuple[object, ...]:
+    """What a key press can change: the screen, mode, focus, notices and workers started."""
+    return (app.screen, app.current_mode, app.focused, len(notices(messages)), workers_started(messages))
+
+
+def workers_started(messages: list[Message]) -> int:
+    """Workers that reached RUNNING, finished or not (a fast probe is over before we look)."""
+    return sum(isinstance(m, Worker.StateChanged) and m.state is WorkerState.RUNNING for m in messages)
 
 
 async def test_t_on_the_local_node_says_why_it_does_nothing(
@@ -122,10 +133,22 @@ async def test_help_lists_every_binding_and_each_key_does_something(
         assert {"r", "t", "question_mark", "q"} <= set(keys)
         keys.sort(key=lambda k: k == "q")  # quit last
         for key in keys:
-            before = (app.screen, app.current_mode, app.focused, len(notices(messages)), len(app.workers))
+            before = (
+                app.screen,
+                app.current_mode,
+                app.focused,
+                len(notices(messages)),
+                workers_started(messages),
+            )
             await pilot.press(key)
             await pilot.pause()
-            after = (app.screen, app.current_mode, app.focused, len(notices(messages)), len(app.workers))
+            after = (
+                app.screen,
+                app.current_mode,
+                app.focused,
+                len(notices(messages)),
+                workers_started(messages),
+            )
             if key == "q":
                 break
             assert after != before, f"key {key!r} did nothing"
