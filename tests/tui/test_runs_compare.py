@@ -44,6 +44,22 @@ def app_on(db: Path, local_node: Node, tmp_path: Path) -> FleetApp:
     return FleetApp([local_node], settings, db_path=db)
 
 
+async def export_from_dialog(pilot: Any, app: FleetApp, settle: Settle, choice: str, path: Path) -> list[str]:
+    """Press `e` on the Compare screen, pick `choice`, write to `path`; the options offered."""
+    await pilot.press("e")
+    await pilot.pause()
+    dialog = app.screen
+    assert isinstance(dialog, ExportDialog)
+    offered = [str(o.id) for o in dialog.query_one(OptionList).options]
+    dialog.query_one(OptionList).highlighted = offered.index(choice)
+    await pilot.pause()
+    dialog.query_one(Input).value = str(path)
+    dialog.query_one(Input).focus()
+    await pilot.press("enter")
+    await settle(pilot)
+    return offered
+
+
 async def test_runs_then_compare_then_export_markdown(
     stored_run: Path, local_node: Node, settle: Settle, tmp_path: Path
 ) -> None:
@@ -82,20 +98,10 @@ async def test_runs_then_compare_then_export_markdown(
         await settle(pilot)
         assert compare.table is not None and compare.table.metric == "cold"
 
-        await pilot.press("e")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, ExportDialog)
-        offered = [o.id for o in dialog.query_one(OptionList).options]
-        assert offered == [*FORMATS, BUNDLE]
-        dialog.query_one(OptionList).highlighted = offered.index("md")
-        await pilot.pause()
         out = tmp_path / "out" / "compare.md"
         out.parent.mkdir()
-        dialog.query_one(Input).value = str(out)
-        dialog.query_one(Input).focus()
-        await pilot.press("enter")
-        await settle(pilot)
+        offered = await export_from_dialog(pilot, app, settle, "md", out)
+        assert offered == [*FORMATS, BUNDLE]
         assert isinstance(app.screen, CompareScreen)
         text = out.read_text()
         written = compare.table
@@ -173,18 +179,8 @@ async def test_a_bundle_from_compare_holds_what_the_cli_bundle_holds(
         run_id = app.screen.runs[0].id  # type: ignore[attr-defined]
         await pilot.press("enter")
         await settle(pilot)
-        await pilot.press("e")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, ExportDialog)
-        offered = [o.id for o in dialog.query_one(OptionList).options]
-        dialog.query_one(OptionList).highlighted = offered.index(BUNDLE)
-        await pilot.pause()
         tui_dir = tmp_path / "tui-bundle"
-        dialog.query_one(Input).value = str(tui_dir)
-        dialog.query_one(Input).focus()
-        await pilot.press("enter")
-        await settle(pilot)
+        await export_from_dialog(pilot, app, settle, BUNDLE, tui_dir)
     cli_dir = tmp_path / "cli-bundle"
     assert main(["bundle", str(run_id), "--db", str(stored_run), "--output", str(cli_dir)]) == 0
 
