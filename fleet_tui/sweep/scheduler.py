@@ -447,6 +447,7 @@ class SweepScheduler:
             cell = self._cell(job, event)
             self._mark(cell, "running", None, new_attempt=True)
             job.began.add(cell.id)
+            self.counters.start(cell.id)
             self.progress.emit(
                 "cell_started",
                 node=node.name,
