@@ -50,6 +50,8 @@ CONDITIONS_EVERY_NS = 5_000_000_000
 """Sustained mode reads thermal conditions this often (docs/MEASUREMENT.md, "Drift")."""
 DRIFT_MAX_SAMPLES = 20_000
 """Per phase: stats.drift is pure Python; longer phases are thinned evenly in time (kept in order)."""
+MIN_ENERGY_INTERVAL_MS = 50
+MAX_ENERGY_INTERVAL_MS = 60_000
 VIF_REFRESH_GROWTH = 1.1
 """The stopping rule re-estimates serial dependence once the run has grown by 10% (it costs O(n log n))."""
 
@@ -96,6 +98,10 @@ class MeasureSettings:
     cooldown_s: float = 0.0
     wait_nominal_s: float = 120.0
     numeric: bool = True
+    energy: str = "off"
+    """The power reader (`node_agent.energy.ENERGY_CHOICES`); "off" measures no energy."""
+    energy_interval_ms: int = 500
+    """The reader's sampling interval; the idle baseline uses the same one."""
 
     @property
     def sample_floor(self) -> int:
@@ -117,7 +123,10 @@ class MeasureSettings:
         values: dict[str, Any] = {}
         for name, default in known.items():
             value = raw.get(name, default)
-            if isinstance(default, bool):
+            if isinstance(default, str):
+                if not isinstance(value, str):
+                    raise SettingsError(name, f"must be a string, got {value!r}")
+            elif isinstance(default, bool):
                 if not isinstance(value, bool):
                     raise SettingsError(name, f"must be true or false, got {value!r}")
             elif isinstance(default, int):
@@ -150,6 +159,16 @@ class MeasureSettings:
             raise SettingsError("max_samples", f"must be >= the sample floor ({self.sample_floor})")
         if not 0 < self.epsilon < 1:
             raise SettingsError("epsilon", "must be between 0 and 1 (a relative half-width)")
+        from node_agent.energy.auto import ENERGY_CHOICES
+
+        if self.energy not in ENERGY_CHOICES:
+            raise SettingsError("energy", f"must be one of {', '.join(ENERGY_CHOICES)}, got {self.energy!r}")
+        if not MIN_ENERGY_INTERVAL_MS <= self.energy_interval_ms <= MAX_ENERGY_INTERVAL_MS:
+            raise SettingsError(
+                "energy_interval_ms",
+                f"must be between {MIN_ENERGY_INTERVAL_MS} and {MAX_ENERGY_INTERVAL_MS}, "
+                f"got {self.energy_interval_ms}",
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}

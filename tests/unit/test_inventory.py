@@ -292,3 +292,15 @@ def test_error_in_second_file_of_a_folder_names_that_file(tmp_path: Path) -> Non
     write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\n', "a.toml")
     bad = write(tmp_path, '[[node]]\nname = "b"\nhost = "h"\nhourly_usd = -2\n', "b.toml")
     assert load_error(tmp_path).startswith(f"{bad}:4: node 'b' (#1): field 'hourly_usd'")
+
+
+def test_kwh_usd_is_a_price_field(tmp_path: Path) -> None:
+    path = tmp_path / "inv.toml"
+    path.write_text('[[node]]\nname = "a"\nhost = "h"\nkwh_usd = 0.25\n')
+    [node] = load_inventory(path)
+    assert node.kwh_usd == 0.25
+    save_inventory([node], path)
+    assert load_inventory(path)[0].kwh_usd == 0.25
+    path.write_text('[[node]]\nname = "a"\nhost = "h"\nkwh_usd = -1\n')
+    with pytest.raises(InventoryError, match="field 'kwh_usd' must not be negative"):
+        load_inventory(path)
