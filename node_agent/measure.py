@@ -224,6 +224,21 @@ class RunRecord:
     sustained_duration_s: float = 0.0
     thermal_timeline: list[dict[str, Any]] = field(default_factory=list)
     calibration: list[tuple[int, int]] = field(default_factory=list)
+    measure_window_ns: tuple[int, int] | None = None
+    """(start, end) of the measure phase on `time.monotonic_ns()`: the clock the agent stamps
+    power readings with (system-wide, so the agent and the worker share it)."""
+    sustained_window_ns: tuple[int, int] | None = None
+
+    def energy_windows(self) -> dict[str, dict[str, int]]:
+        """The phases an energy reader can be asked about: start, end and inferences in each."""
+        windows: dict[str, dict[str, int]] = {}
+        for name, span, count in (
+            ("measure", self.measure_window_ns, len(self.measured)),
+            ("sustained", self.sustained_window_ns, len(self.sustained)),
+        ):
+            if span is not None and count:
+                windows[name] = {"start_ns": span[0], "end_ns": span[1], "inferences": count * self.loops}
+        return windows
 
 
 class Harness:
@@ -348,6 +363,7 @@ class Harness:
         epoch = self.epoch_ns
         rule = StopRule(settings.epsilon, self.clock_resolution_ns)
         next_check = floor_n
+        window_start = time.monotonic_ns()
         start = perf()
         last_flush_n, last_flush_t = 0, start
         reason = "stopped"
@@ -377,8 +393,10 @@ class Harness:
                 self._flush("measure", buf, last_flush_n, None)
                 self.progress("measure", n, floor_n)
                 last_flush_n, last_flush_t = n, now
+        window_end = time.monotonic_ns()
         self._flush("measure", buf, last_flush_n, None)
         self.progress("measure", buf.n, floor_n)
+        record.measure_window_ns = (window_start, window_end)
         record.measured_elapsed = buf.values()
         record.measured = per_call(record.measured_elapsed, loops)
         record.measured_t_ns = buf.times()
@@ -393,9 +411,10 @@ class Harness:
         perf = time.perf_counter_ns
         epoch = self.epoch_ns
         buf = _Samples(max(1024, len(record.measured)))
+        state = self._sample_conditions(record, perf())
+        window_start = time.monotonic_ns()
         start = perf()
         end = start + int(duration_s * 1e9)
-        state = self._sample_conditions(record, start)
         next_conditions = start + CONDITIONS_EVERY_NS
         last_flush_n, last_flush_t = 0, start
         while not self._stopped():
@@ -421,8 +440,10 @@ class Harness:
             elif buf.n - last_flush_n >= FLUSH_EVERY_SAMPLES or now - last_flush_t >= FLUSH_EVERY_NS:
                 self._flush("sustained", buf, last_flush_n, state)
                 last_flush_n, last_flush_t = buf.n, now
+        window_end = time.monotonic_ns()
         self._flush("sustained", buf, last_flush_n, state)
         self._sample_conditions(record, perf())
+        record.sustained_window_ns = (window_start, window_end)
         record.sustained_elapsed = buf.values()
         record.sustained = per_call(record.sustained_elapsed, loops)
         record.sustained_t_ns = buf.times()
