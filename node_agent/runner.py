@@ -395,7 +395,7 @@ class JobRunner:
             summary["energy"] = energy
             # A reader running beside the model is a condition of the cell (latency comparability).
             reader = energy.get("reader")
-            summary["power_reader"] = reader.get("name") if isinstance(reader, dict) else settings.energy
+            summary["power_reader"] = reader.get("name") if isinstance(reader, dict) else None
             if energy.get("status") == "energy_too_short":
                 summary["flags"] = sorted({*summary["flags"], "energy_too_short"})
         return summary
