@@ -299,7 +299,19 @@ def cell_energy(
             mean_idle = _mean(rail_idle)
             if mean_idle is not None:
                 idle[rail] = mean_idle
+    gross: dict[str, float] = {}
+    for rail in PUBLISHED_RAILS:
+        terms = [
+            f["joules"][rail] / f["inferences"]
+            for f in chosen
+            if rail in f.get("joules", {}) and f.get("inferences")
+        ]
+        if len(terms) == len(chosen):
+            mean_gross = _mean(terms)
+            if mean_gross is not None:
+                gross[rail] = mean_gross
     result["j_per_inference"] = per_inference
+    result["gross_j_per_inference"] = gross
     result["avg_watts"] = watts
     result["idle_watts"] = idle
     result["soc_rails"] = list(chosen[0].get("soc_rails", []))
