@@ -115,7 +115,7 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-METRICS = ("p50", "p95", "cold", "drift", "share", "cost")
+METRICS = ("p50", "p95", "cold", "drift", "share", "cost", "energy")
 
 
 def _table_options(parser: argparse.ArgumentParser) -> None:
