@@ -195,6 +195,21 @@ def _statuses(run: Mapping[str, Any]) -> list[str]:
     return [str(run[w].get("status")) for w in ("measure", "sustained") if isinstance(run.get(w), Mapping)]
 
 
+def _run_record(run: object, record: Mapping[str, Any]) -> dict[str, Any]:
+    """One run's energy as published: status, idle baseline, each window (reader stated once)."""
+    out: dict[str, Any] = {"run": run, "status": record.get("status")}
+    if record.get("error"):
+        out["error"] = record["error"]
+    idle = record.get("idle")
+    if isinstance(idle, Mapping):
+        out["idle"] = {k: idle.get(k) for k in ("status", "watts", "seconds", "missing")}
+    for window in ("measure", "sustained"):
+        figures = record.get(window)
+        if isinstance(figures, Mapping):
+            out[window] = {k: v for k, v in figures.items() if k != "reader"}
+    return out
+
+
 def _mean(values: Sequence[float]) -> float | None:
     return math.fsum(values) / len(values) if values else None
 
@@ -257,6 +272,7 @@ def cell_energy(
     )
     if skipped:
         result["skipped"] = skipped
+    result["per_run"] = [_run_record(p.get("run"), r) for p, r in zip(per_run, runs, strict=True) if r]
     window = "measure"
     chosen = [f for f in (_published(r, "measure") for r in records) if f is not None]
     if not chosen:
