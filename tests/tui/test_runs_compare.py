@@ -87,10 +87,12 @@ async def test_runs_then_compare_then_export_markdown(
         assert grid.row_count == len(model.rows)
         assert len(grid.columns) == len(model.columns) + 1
         # Every row shows its label and, per node, the words the table model gives its cell.
-        for row_index, row in enumerate(model.rows):
+        for row_index, model_row in enumerate(model.rows):
             shown = [str(value) for value in grid.get_row_at(row_index)]
-            assert shown[0] == f"{row.workload} {row.bucket} {row.engine_key}"
-            assert shown[1:] == [cell_text(model.cell(row.key, c.key), model.metric) for c in model.columns]
+            assert shown[0] == f"{model_row.workload} {model_row.bucket} {model_row.engine_key}"
+            assert shown[1:] == [
+                cell_text(model.cell(model_row.key, c.key), model.metric) for c in model.columns
+            ]
         # Verdict colouring comes from the table model's ratio verdicts.
         verdicts = {c.ratio.verdict for c in model.cells if c.ratio is not None}
         assert verdicts, "the fixture has cells compared with the baseline"
