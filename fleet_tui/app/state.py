@@ -49,6 +49,8 @@ class NodeState:
     """When the last probe answered (UTC, ISO seconds), shown in the detail pane."""
     recent_runs: tuple[str, ...] = ()
     """The node's latest stored runs with their verdict counts, one line each (newest first)."""
+    actions: dict[str, str] | None = None
+    """The last outcome of each per-node action (deploy, selftest), or "running…" while it runs."""
 
     @property
     def status(self) -> str:

@@ -271,32 +271,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 # -- selftest ----------------------------------------------------------------------------------
 
 
-def _checks_of(event: dict[str, Any]) -> list[dict[str, Any]]:
-    facts = event.get("facts")
-    checks = event.get("checks") if "checks" in event else (facts or {}).get("checks")
-    return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
-
-
-async def selftest_node(node: Node, pool: FleetConnections) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run the agent's selftest on a node: (checks, agent error messages). Raises NodeError."""
-    from fleet_tui.fleet.agent import agent_events
-
-    transport = await pool.transport(node)
-    remote, _ = await pool.agent_path(node, transport)
-    checks: list[dict[str, Any]] = []
-    errors: list[str] = []
-    async with contextlib.aclosing(agent_events(transport, remote, "selftest")) as stream:
-        async for event in stream:
-            if event["type"] == "facts":
-                checks.extend(_checks_of(event))
-            elif event["type"] in ("error", "warning"):
-                errors.append(f"{event['type']} {event.get('code')}: {event.get('message')}")
-    return checks, errors
-
-
 async def selftest_and_print(
     nodes: Sequence[Node], settings: SshSettings, *, as_json: bool, out: IO[str]
 ) -> int:
+    from fleet_tui.fleet.selftest import check_counts, selftest_node
     from fleet_tui.fleet.session import FleetConnections
 
     any_failed_check = False
@@ -316,7 +294,7 @@ async def selftest_and_print(
             if error is not None:
                 failures += 1
             any_failed_check |= any(c.get("status") == "fail" for c in checks)
-            totals.update(str(c.get("status", "?")) for c in checks)
+            totals.update(check_counts(checks))
             if as_json:
                 record = {
                     "type": "result",
