@@ -8,6 +8,10 @@ if TYPE_CHECKING:
     from fleet_tui.store import Store
 
 
+RUN_ID_MAX = 2**63 - 1
+"""A run id is a SQLite integer: above this, SQLite cannot even look it up."""
+
+
 class CommandError(Exception):
     """Bad operator input: printed as one line on stderr, exit 2."""
 

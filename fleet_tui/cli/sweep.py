@@ -60,10 +60,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.resume is not None:
             if args.spec:
                 return _fail("--resume takes the spec stored with the run; do not give SPEC as well")
-            try:
-                resume = int(args.resume)
-            except ValueError:
-                return _fail(f"--resume: run id must be an integer, got {args.resume!r}")
+            resume = int(args.resume)  # the parser checked it (a run id in [1, 2**63 - 1])
             store = _existing_store(args.db)
             if store is None:
                 return _fail(f"--resume {resume}: no store at {args.db or 'the default location'}")
