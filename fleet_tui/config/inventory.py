@@ -33,6 +33,8 @@ from typing import Any, Final, Literal, cast
 
 import tomli_w
 
+from fleet_tui.config.files import ConfigFileError, read_regular_text
+
 Transport = Literal["ssh", "local"]
 
 ENV_INVENTORY: Final = "FLEET_TUI_INVENTORY"
@@ -158,7 +160,8 @@ def _default_python(transport: str) -> str:
 
 def _inventory_files(root: Path) -> list[Path]:
     if root.is_dir():
-        files = sorted(p for p in root.glob("*.toml") if p.is_file())
+        # Not only regular files: a FIFO named *.toml in the folder is refused when read, not skipped.
+        files = sorted(p for p in root.glob("*.toml") if not p.is_dir())
         if not files:
             raise InventoryError(f"{root}: inventory folder has no *.toml files")
         return files
@@ -169,8 +172,8 @@ def _inventory_files(root: Path) -> list[Path]:
 
 def _load_file(file: Path) -> list[Node]:
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_text(file)
+    except ConfigFileError as exc:
         raise InventoryError(f"{file}: cannot read inventory: {exc}") from None
     try:
         document = tomllib.loads(text)

@@ -307,13 +307,13 @@ _SCHEDULER_KEYS = ("on_busy", "busy_wait_s", "max_attempts", "retry_backoff_s")
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file. Raises SpecError (also for an unreadable file)."""
+    from fleet_tui.config.files import ConfigFileError, read_regular_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(str(path), "", f"cannot read the spec: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(str(path), "", f"not UTF-8 text ({exc.reason})") from None
+        text = read_regular_text(path)
+    except ConfigFileError as exc:
+        raise SpecError(str(path), "", f"cannot read the spec: {exc}") from None
     return parse_spec(text, source=str(path))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -292,3 +293,33 @@ def test_error_in_second_file_of_a_folder_names_that_file(tmp_path: Path) -> Non
     write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\n', "a.toml")
     bad = write(tmp_path, '[[node]]\nname = "b"\nhost = "h"\nhourly_usd = -2\n', "b.toml")
     assert load_error(tmp_path).startswith(f"{bad}:4: node 'b' (#1): field 'hourly_usd'")
+
+
+# --- not a regular file ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_inventory_is_refused_at_once(tmp_path: Path) -> None:
+    # No writer ever opens it: a blocking read would wait forever.
+    fifo = tmp_path / "fleet.toml"
+    os.mkfifo(fifo)
+    assert load_error(fifo) == f"{fifo}: cannot read inventory: a FIFO (named pipe), not a regular file"
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_in_an_inventory_folder_is_refused_not_skipped(tmp_path: Path) -> None:
+    write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\n', "a.toml")
+    os.mkfifo(tmp_path / "b.toml")
+    assert "b.toml: cannot read inventory: a FIFO" in load_error(tmp_path)
+
+
+@pytest.mark.timeout(20)
+def test_a_device_inventory_is_refused(tmp_path: Path) -> None:
+    assert "a character device, not a regular file" in load_error(Path("/dev/zero"))
+
+
+def test_an_oversized_inventory_is_refused(tmp_path: Path) -> None:
+    from fleet_tui.config.files import MAX_CONFIG_BYTES
+
+    big = write(tmp_path, "# " + "x" * MAX_CONFIG_BYTES + "\n")
+    assert "larger than 8 MB" in load_error(big)
