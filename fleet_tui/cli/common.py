@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.config.settings import SshSettings
     from fleet_tui.store import Store
 
 
@@ -28,3 +32,17 @@ def open_existing_store(db: str | None) -> Store:
         return Store.open(path)
     except StoreError as exc:
         raise CommandError(str(exc)) from None
+
+
+def known_hosts_error(settings: SshSettings, nodes: Sequence[Node]) -> str | None:
+    """Why known_hosts is unusable for these nodes (None when it is, or no node uses SSH).
+
+    Checked before any node is contacted: a directory, a path under a file or a read-only
+    known_hosts is the operator's config (exit 2), not every node `unreachable` (exit 3).
+    """
+    if not any(node.transport == "ssh" for node in nodes):
+        return None
+    from fleet_tui.fleet.transport.hostkeys import known_hosts_problem
+
+    problem = known_hosts_problem(settings)
+    return None if problem is None else f"{problem} (set it with --known-hosts PATH)"

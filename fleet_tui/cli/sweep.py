@@ -126,6 +126,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         return 0
 
+    from fleet_tui.cli.common import known_hosts_error
+
+    settings = settings_from_args(args)
+    problem = known_hosts_error(settings, targets)
+    if problem is not None:
+        if store is not None:
+            store.close()
+        return _fail(problem)
     if store is None:
         # Open (create) the store before building artifacts: a bad --db fails at once, exit 2.
         from fleet_tui.store import Store
@@ -135,7 +143,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except StoreError as exc:
             return _fail(str(exc))
     try:
-        return asyncio.run(_sweep(args, spec, targets, resume, store, settings_from_args(args)))
+        return asyncio.run(_sweep(args, spec, targets, resume, store, settings))
     finally:
         if store is not None:
             store.close()

@@ -277,3 +277,21 @@ def test_runs_shows_measured_time_apart_from_the_wall_span(tmp_path: Path) -> No
     as_json = _run_cli(["runs", "--db", str(db), "--json"])
     (record,) = json.loads(as_json.stdout.splitlines()[0])
     assert record["measured_s"] == 90.0 and record["wall_s"] == 7200.0
+
+
+def test_sweep_with_a_directory_as_known_hosts_exits_2_before_any_node(tmp_path: Path) -> None:
+    from spec_fixtures import spec_toml
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_toml("kh"))
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text('[[node]]\nname = "far"\nhost = "far.invalid"\n')
+    folder = tmp_path / "kh"
+    folder.mkdir()
+    db = tmp_path / "x.db"
+    result = _run_cli(
+        ["sweep", str(spec), "--inventory", str(inventory), "--known-hosts", str(folder), "--db", str(db)]
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"known_hosts {folder} cannot be read: a directory" in result.stderr
+    assert "unreachable" not in result.stdout + result.stderr and not db.exists()
