@@ -126,6 +126,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         return 0
 
+    if resume is not None:
+        assert store is not None
+        try:
+            # Held until the store closes: a second resume of this run now refuses (exit 2)
+            # instead of taking this one's running cells for a dead sweep's and marking them lost.
+            lock = store.lock_run(resume)
+        except StoreError as exc:
+            store.close()
+            return _fail(f"--resume {resume}: {exc}")
+        if lock.previous is not None:
+            print(
+                f"fleet-tui sweep: took over the lock of run {resume} from {lock.previous.describe()}, "
+                "which is no longer running",
+                file=sys.stderr,
+            )
     from fleet_tui.cli.common import known_hosts_error
 
     settings = settings_from_args(args)

@@ -13,6 +13,7 @@ from typing import Any, Self
 
 from fleet_tui.paths import make_private_dir, resolve_db_path
 from fleet_tui.store.records import CellRow, StoreError
+from fleet_tui.store.runlock import RunLock, acquire_run_lock
 from fleet_tui.store.schema import BUSY_TIMEOUT_S, MIGRATIONS, SCHEMA_VERSION
 
 _CELL_COLUMNS = (
@@ -27,6 +28,7 @@ class StoreBase:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._conn = connection
         self.path = path
+        self._run_locks: dict[int, RunLock] = {}
 
     @classmethod
     def open(
@@ -74,7 +76,25 @@ class StoreBase:
         return store
 
     def close(self) -> None:
+        for lock in self._run_locks.values():
+            lock.release()
+        self._run_locks.clear()
         self._conn.close()
+
+    def lock_run(self, run_id: int) -> RunLock:
+        """Hold run `run_id`'s lock until `release_run` or `close` (store/runlock.py).
+
+        Raises RunLockedError (a StoreError naming the holder) while another process holds it.
+        """
+        lock = self._run_locks.get(run_id)
+        if lock is None or not lock.held:
+            lock = self._run_locks[run_id] = acquire_run_lock(self.path, run_id)
+        return lock
+
+    def release_run(self, run_id: int) -> None:
+        lock = self._run_locks.pop(run_id, None)
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> Self:
         return self
