@@ -24,8 +24,12 @@ def open_existing_store(db: str | None) -> Store:
     """The store at --db (or the default location); CommandError when there is none or it is unusable."""
     from fleet_tui.paths import resolve_db_path
     from fleet_tui.store import Store, StoreError
+    from fleet_tui.store.db import not_a_store_file
 
     path = resolve_db_path(db)
+    problem = not_a_store_file(path)
+    if problem is not None:
+        raise CommandError(problem)
     if not path.is_file():
         raise CommandError(f"no store at {path}: run a sweep first (fleet-tui sweep SPEC)")
     try:

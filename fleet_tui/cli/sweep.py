@@ -43,7 +43,8 @@ def _existing_store(db_arg: str | None) -> Store | None:
     from fleet_tui.store import Store
 
     path = resolve_db_path(db_arg)
-    return Store.open(path) if path.is_file() else None
+    # Anything there that is not a file (a directory, a FIFO) is refused by Store.open, by name.
+    return Store.open(path) if path.exists() else None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -506,10 +507,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """`fleet-tui runs [--json]`: every stored run, newest first."""
     from fleet_tui.paths import resolve_db_path
     from fleet_tui.store import StoreError
+    from fleet_tui.store.db import not_a_store_file
 
     path = resolve_db_path(args.db)
-    if path.exists() and not path.is_file():
-        print(f"fleet-tui runs: --db {path} is not a file (a SQLite store is one file)", file=sys.stderr)
+    problem = not_a_store_file(path)
+    if problem is not None:
+        print(f"fleet-tui runs: {problem}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     if not path.is_file():
         if args.json:

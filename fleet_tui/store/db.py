@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,9 @@ class StoreBase:
         this code.
         """
         db_path = resolve_db_path(path)
+        problem = not_a_store_file(db_path)
+        if problem is not None:
+            raise StoreError(problem)
         try:
             make_private_dir(db_path.parent)
         except OSError as exc:  # e.g. a path component is a file, or no permission
@@ -146,6 +150,24 @@ class StoreBase:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
+
+
+def not_a_store_file(path: Path) -> str | None:
+    """Why `path` cannot be a store although it exists (a directory, a FIFO, a device), or None.
+
+    Checked before SQLite sees it: SQLite would fail on a directory with "unable to open database
+    file" and could block forever reading a FIFO.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path}: cannot use it as the store: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    return f"{path} is {kind}; a fleet-tui store (--db) is one SQLite file"
 
 
 def _cell_row(r: Sequence[Any]) -> CellRow:

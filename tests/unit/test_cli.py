@@ -201,7 +201,10 @@ def test_runs_names_the_store_it_read(tmp_path: Path) -> None:
 def test_runs_on_a_directory_is_exit_2_with_the_reason(tmp_path: Path) -> None:
     result = _run_cli(["runs", "--db", str(tmp_path)])
     assert result.returncode == 2
-    assert "is not a file" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "is a directory; a fleet-tui store (--db) is one SQLite file" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_selftest_ends_with_its_counts() -> None:
