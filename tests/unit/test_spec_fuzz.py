@@ -124,3 +124,24 @@ def test_the_dry_run_of_an_edge_value_exits_2_naming_the_field(
         return
     assert code == 2
     assert f"{spec}:{line_of(text, key)}: " in err and key in err, err
+
+
+AT_MAXIMUM = [(table, key) for table, key in FIELDS if key in MAXIMUMS]
+
+
+@pytest.mark.parametrize(("table", "key"), AT_MAXIMUM, ids=[k for _, k in AT_MAXIMUM])
+def test_the_dry_run_of_a_field_at_its_maximum_plans_or_names_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], table: str, key: str
+) -> None:
+    # The largest value in range must not overflow the plan's estimate or its formatting.
+    spec = tmp_path / "max.toml"
+    maximum = MAXIMUMS[key]
+    text = spec_with(table, key, repr(int(maximum)) if maximum == int(maximum) else repr(maximum))
+    spec.write_text(text)
+    code = main(["sweep", str(spec), "--dry-run", "--db", str(tmp_path / "x.db")])
+    out, err = capsys.readouterr()
+    assert code in (0, 2), out + err
+    if code == 2:  # in range alone, out of range with the other fields (e.g. above max_samples)
+        assert key in err, err
+    else:
+        assert "wall" in out
