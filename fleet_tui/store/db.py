@@ -160,8 +160,8 @@ def not_a_store_file(path: Path) -> str | None:
     """
     try:
         mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # not there (yet): creating it reports a folder that cannot be made
     except OSError as exc:
         return f"{path}: cannot use it as the store: {exc.strerror or exc}"
     if stat.S_ISREG(mode):
