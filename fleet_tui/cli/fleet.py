@@ -48,6 +48,17 @@ def _inventory_or_exit(args: argparse.Namespace) -> list[Node] | int:
         return ExitCode.BAD_INPUT
 
 
+def _settings_or_exit(args: argparse.Namespace, nodes: Sequence[Node]) -> SshSettings | int:
+    from fleet_tui.cli.common import known_hosts_error
+
+    settings = settings_from_args(args)
+    problem = known_hosts_error(settings, nodes)
+    if problem is not None:
+        print(f"fleet-tui: {problem}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    return settings
+
+
 # -- probe -------------------------------------------------------------------------------------
 
 
@@ -164,11 +175,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
+    settings = _settings_or_exit(args, nodes)
+    if isinstance(settings, int):
+        return settings
     results: list[ProbeResult] = []
     code = asyncio.run(
         probe_and_print(
             nodes,
-            settings_from_args(args),
+            settings,
             as_json=bool(args.json),
             out=sys.stdout,
             err=sys.stderr,
@@ -263,9 +277,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
-    return asyncio.run(
-        deploy_and_print(nodes, settings_from_args(args), as_json=bool(args.json), out=sys.stdout)
-    )
+    settings = _settings_or_exit(args, nodes)
+    if isinstance(settings, int):
+        return settings
+    return asyncio.run(deploy_and_print(nodes, settings, as_json=bool(args.json), out=sys.stdout))
 
 
 # -- selftest ----------------------------------------------------------------------------------
@@ -335,9 +350,10 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
-    return asyncio.run(
-        selftest_and_print(nodes, settings_from_args(args), as_json=bool(args.json), out=sys.stdout)
-    )
+    settings = _settings_or_exit(args, nodes)
+    if isinstance(settings, int):
+        return settings
+    return asyncio.run(selftest_and_print(nodes, settings, as_json=bool(args.json), out=sys.stdout))
 
 
 __all__ = [
