@@ -71,6 +71,7 @@ NEVER_RETRIED: Final = frozenset(
     {
         NodeErrorKind.HOST_KEY_UNKNOWN,
         NodeErrorKind.HOST_KEY_CHANGED,
+        NodeErrorKind.HOST_KEY_REVOKED,
         NodeErrorKind.AUTH_FAILED,
         NodeErrorKind.CONFIG,
         NodeErrorKind.CONTROLLER_ERROR,
