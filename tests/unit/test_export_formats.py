@@ -288,4 +288,5 @@ def test_every_format_carries_the_energy_figures_when_present(tmp_path: Path) ->
     )
     cells = json.loads(render(table, "json"))["table"]["cells"]
     assert {c["energy"]["reader"] for c in cells} == {"macmon"}
-    assert "energy by macmon" in render(table, "html").decode()
+    report = render(table, "html").decode()
+    assert "energy by macmon" in report and 'data-chart="energy-per-inference"' in report
