@@ -200,6 +200,8 @@ class JobRunner:
         }
         meter = self._start_meter(state)
         try:
+            if meter is not None:
+                meter.start_collecting()
             result = self._spawn_worker(state, r, subjob)
             energy = None
             if meter is not None and result is not None and result.get("status") == "ok":

@@ -5,8 +5,9 @@ For each (cell, run) the agent:
 1. starts the spec's reader (`select_reader`: a named one, or ``auto``) as its own child;
 2. records an idle baseline with that reader at that interval, just before the worker starts,
    for the shortest window the arithmetic publishes (plus a margin);
-3. lets the worker run; the worker reports its measure and sustained windows on the same
-   monotonic clock (`time.monotonic_ns()` is system-wide) with the inferences in each;
+3. lets the worker run (a thread moves the readings into the trace meanwhile); the worker
+   reports its measure and sustained windows on the same monotonic clock
+   (`time.monotonic_ns()` is system-wide) with the inferences in each;
 4. waits until the readings cover the last window, computes each window's `RunEnergy`
    (joules per inference net of idle, average watts) and stops the reader.
 
@@ -74,6 +75,9 @@ class RunMeter:
         self.idle: IdleBaseline | None = None
         self.status = "ok"
         self.error: str | None = None
+        self._collector: threading.Thread | None = None
+        self._collecting = threading.Event()
+        self._collect_error: ReaderError | None = None
 
     def __enter__(self) -> RunMeter:
         return self
@@ -82,8 +86,34 @@ class RunMeter:
         self.close()
 
     def close(self) -> None:
+        self._stop_collecting()
         if self.selection is not None and self.selection.reader is not None:
             self.selection.reader.stop()
+
+    def start_collecting(self) -> None:
+        """Move readings from the reader into the trace while the worker runs, so a long run at
+        a short interval never fills the reader's own queue (a thread: the agent waits on the
+        worker meanwhile)."""
+        if self.trace is None or self.status != "ok" or self._collector is not None:
+            return
+        trace = self.trace
+        self._collecting.set()
+
+        def collect() -> None:
+            try:
+                while self._collecting.is_set():
+                    trace.collect(0.25)
+            except ReaderError as exc:
+                self._collect_error = exc
+
+        self._collector = threading.Thread(target=collect, name="energy-collector", daemon=True)
+        self._collector.start()
+
+    def _stop_collecting(self) -> None:
+        self._collecting.clear()
+        if self._collector is not None:
+            self._collector.join(timeout=5)
+            self._collector = None
 
     def _fail(self, status: str, message: str) -> None:
         self.status, self.error = status, message
@@ -140,6 +170,10 @@ class RunMeter:
         if self.idle is not None:
             record["idle"] = self.idle.to_dict()
         try:
+            self._stop_collecting()
+            if self._collect_error is not None:
+                self.status, self.error = "energy_reader_error", str(self._collect_error)
+                record["status"] = self.status
             if self.status != "ok" or self.trace is None:
                 record["error"] = self.error
                 return record

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from node_agent.energy import PowerSample, ReaderInfo, idle_baseline, run_energy
-from node_agent.energy.meter import RunMeter, _windows, cell_energy, rail_interval
+from node_agent.energy.meter import CADENCE_ENV, RunMeter, _windows, cell_energy, rail_interval
 from node_agent.stats import t_interval_of_logs
 
 S = 1_000_000_000
@@ -119,3 +120,33 @@ def test_no_reader_on_this_machine_is_recorded_not_raised(monkeypatch: pytest.Mo
         record = meter.finish({"measure": {"start_ns": 1, "end_ns": 2, "inferences": 1}})
     assert record["status"] == "energy_unavailable"
     assert "macmon not found on PATH" in (record["error"] or "")
+
+
+def test_a_run_metered_with_fake_macmon_collects_while_the_worker_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FakeMacmon (tests/fixtures/energy) on PATH: idle baseline, readings collected in the
+    background during a 1.5 s "worker", then the window's figures; the reader is stopped."""
+    import sys
+    import time
+
+    fake = Path(__file__).resolve().parents[1] / "fixtures" / "energy" / "fake_macmon"
+    wrapper = tmp_path / "macmon"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv(CADENCE_ENV, "100")
+    with RunMeter("macmon", 100, threading.Event()) as meter:
+        meter.start_and_idle()
+        assert meter.status == "ok" and meter.idle is not None and meter.idle.status == "ok"
+        meter.start_collecting()
+        start = time.monotonic_ns()
+        time.sleep(1.5)
+        end = time.monotonic_ns()
+        assert meter.trace is not None and len(meter.trace.samples) > 5  # moved in the background
+        record = meter.finish({"measure": {"start_ns": start, "end_ns": end, "inferences": 300}})
+    assert record["status"] == "ok", record
+    assert record["measure"]["status"] == "ok" and record["measure"]["joules_per_inference"]
+    assert record["reader"]["notes"]["publish_cadence_override_ms"] == 100
+    assert meter.selection is not None and meter.selection.reader is not None
+    assert meter.selection.reader.stopped
