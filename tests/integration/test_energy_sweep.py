@@ -74,9 +74,12 @@ def _spec(sustained_minutes: float = 0.03, min_duration_s: float = 1.5, max_dura
     text = spec_text(
         workloads=(("mlp", (("b8", 1000.0),)),), min_duration_s=min_duration_s, max_duration_s=max_duration_s
     )
-    return text.replace("numeric = false\n", ENERGY_MEASURE).replace(
+    text = text.replace("numeric = false\n", ENERGY_MEASURE).replace(
         "sustained_minutes = 0\n", f"sustained_minutes = {sustained_minutes}\n"
     )
+    # A sustained phase of seconds on a shared box says nothing about thermal drift: that gate
+    # would only make the exit code depend on the box's load.
+    return text + "\n[gates]\nsustained_vs_burst = false\n"
 
 
 def test_a_sweep_stores_and_compares_joules_per_inference(
