@@ -313,7 +313,7 @@ def _result_summary(value: object) -> str | None:
     if problem is not None or not isinstance(value, dict) or "energy" not in value:
         return problem
     energy_problem = _energy(value["energy"])
-    return None if energy_problem is None else f"energy.{energy_problem}"
+    return None if energy_problem is None else f"energy: {energy_problem}"
 
 
 _FIELDS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Check]]]] = {

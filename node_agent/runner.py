@@ -202,6 +202,8 @@ class JobRunner:
         try:
             if meter is not None:
                 meter.start_collecting()
+                # The reader's own CPU use is not another tenant's: never counted as contention.
+                subjob["exclude_pids"] = meter.reader_pids()
             result = self._spawn_worker(state, r, subjob)
             energy = None
             if meter is not None and result is not None and result.get("status") == "ok":
@@ -506,7 +508,8 @@ def _worker_run(subjob: dict[str, Any], out: Emitter, stopper: Stopper) -> dict[
 
     from node_agent.thermal import read_conditions
 
-    own_pids = {os.getpid(), os.getppid()}  # this worker and the agent that started it
+    # this worker, the agent that started it, and the agent's power reader
+    own_pids = {os.getpid(), os.getppid(), *(subjob.get("exclude_pids") or [])}
 
     def conditions_now() -> dict[str, Any]:
         return read_conditions(exclude_pids=sorted(own_pids))

@@ -90,6 +90,12 @@ class RunMeter:
         if self.selection is not None and self.selection.reader is not None:
             self.selection.reader.stop()
 
+    def reader_pids(self) -> list[int]:
+        """The reader's process id when it is a child process (none for ioreport)."""
+        reader = self.selection.reader if self.selection is not None else None
+        pid = getattr(reader, "pid", None)
+        return [pid] if isinstance(pid, int) else []
+
     def start_collecting(self) -> None:
         """Move readings from the reader into the trace while the worker runs, so a long run at
         a short interval never fills the reader's own queue (a thread: the agent waits on the

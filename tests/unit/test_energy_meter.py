@@ -139,6 +139,7 @@ def test_a_run_metered_with_fake_macmon_collects_while_the_worker_runs(
     with RunMeter("macmon", 100, threading.Event()) as meter:
         meter.start_and_idle()
         assert meter.status == "ok" and meter.idle is not None and meter.idle.status == "ok"
+        assert len(meter.reader_pids()) == 1  # left out of the worker's contention check
         meter.start_collecting()
         start = time.monotonic_ns()
         time.sleep(1.5)

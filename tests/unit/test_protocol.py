@@ -163,8 +163,8 @@ def test_energy_figures_decode() -> None:
 @pytest.mark.parametrize(
     ("energy", "words"),
     [
-        ("watts", "summary energy.must be a JSON object"),
-        ({"reader": {}}, "energy.status must be a string"),
+        ("watts", "summary energy: must be a JSON object"),
+        ({"reader": {}}, "energy: status must be a string"),
         ({**ENERGY_OK, "avg_watts": {"soc": -1.0}}, "avg_watts['soc'] = -1.0 is not a non-negative number"),
         ({**ENERGY_OK, "idle_watts": {"soc": "0.6"}}, "idle_watts['soc']"),
         ({**ENERGY_OK, "j_per_inference": {"soc": {"lo": 1.0}}}, "j_per_inference['soc'] needs a numeric"),
