@@ -11,86 +11,39 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, SelectionList, Static, TextArea
+from tui_builder import REPO, TINY_SETTINGS, builder_app, error_of, fill_tiny_sweep, open_builder, spec_of
 
-from fleet_tui.app.app import FleetApp
-from fleet_tui.app.screens.sweep_builder import BuilderForm, SweepBuilderScreen
+from fleet_tui.app.screens.sweep_builder import SweepBuilderScreen
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import load_spec
-from fleet_tui.fleet.transport.base import SshSettings
 
 Settle = Callable[[Pilot[Any]], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(120)
-
-REPO = Path(__file__).resolve().parents[2]
-TINY_SETTINGS = """\
-[measure]
-runs = 2
-warmup_min = 2
-warmup_max = 10
-min_samples = 30
-min_duration_s = 0.2
-max_duration_s = 1.0
-sustained_minutes = 0
-cooldown_s = 0
-numeric = false
-
-[scheduler]
-on_busy = "skip"
-busy_wait_s = 0
-max_attempts = 1
-"""
-
-
-def builder_app(tmp_path: Path, nodes: list[Node]) -> FleetApp:
-    settings = SshSettings(known_hosts=tmp_path / "known_hosts", ssh_config=None)
-    return FleetApp(nodes, settings, db_path=tmp_path / "fleet.db")
-
-
-async def open_builder(pilot: Pilot[Any], settle: Settle) -> SweepBuilderScreen:
-    await settle(pilot)
-    await pilot.press("w")
-    await settle(pilot)
-    screen = pilot.app.screen
-    assert isinstance(screen, SweepBuilderScreen)
-    return screen
-
-
-async def fill_tiny_sweep(pilot: Pilot[Any], builder: SweepBuilderScreen, target: str = "node:local") -> None:
-    """One mlp bucket on numpy fp64, test-sized measurement: the smallest real sweep."""
-    builder.query_one("#builder-name", Input).value = "tui-tiny"
-    builder.query_one("#builder-targets", SelectionList).select(target)
-    builder.query_one("#builder-buckets", SelectionList).select("mlp/b1")
-    builder.query_one("#builder-engines", SelectionList).select("numpy:fp64")
-    builder.query_one("#builder-settings", TextArea).text = TINY_SETTINGS
-    await pilot.pause()
-
-
-def error_of(builder: SweepBuilderScreen) -> str:
-    return str(builder.query_one("#builder-error", Static).content)
 
 
 async def test_errors_name_the_field_as_you_type(local_node: Node, settle: Settle, tmp_path: Path) -> None:
     app = builder_app(tmp_path, [local_node])
     async with app.run_test(size=(160, 48)) as pilot:
         builder = await open_builder(pilot, settle)
-        assert builder.spec is None and "[[workload]]" in error_of(builder)  # nothing picked yet
+        assert spec_of(builder) is None and "[[workload]]" in error_of(builder)  # nothing picked yet
         await fill_tiny_sweep(pilot, builder)
-        assert builder.error is None and builder.spec is not None and builder.plan is not None
+        assert builder.error is None and spec_of(builder) is not None and builder.plan is not None
         assert [c.key for c in builder.plan.runnable] == ["mlp/b1/numpy:fp64"]
 
         # The budget field edits the highlighted bucket; a non-number is the loader's error.
         buckets = builder.query_one("#builder-buckets", SelectionList)
-        buckets.highlighted = [o.value for o in buckets.options].index("mlp/b1")
+        buckets.highlighted = buckets.get_option_index("mlp/b1")
         await pilot.pause()
         budget = builder.query_one("#builder-budget", Input)
         budget.value = "fast"
         await pilot.pause()
-        assert builder.spec is None
+        assert spec_of(builder) is None
         assert "bucket 'b1'" in error_of(builder) and "budget_ms" in error_of(builder), error_of(builder)
         budget.value = "7.5"
         await pilot.pause()
-        assert builder.spec is not None and builder.spec.budget_ms("mlp", "b1") == 7.5
+        spec = spec_of(builder)
+        assert spec is not None and spec.budget_ms("mlp", "b1") == 7.5
         assert "mlp/b1 · 7.5 ms" in str(buckets.get_option("mlp/b1").prompt)
 
         settings = builder.query_one("#builder-settings", TextArea)
@@ -105,7 +58,8 @@ async def test_errors_name_the_field_as_you_type(local_node: Node, settle: Settl
         assert "targets cannot be set here" in error_of(builder)
         settings.text = TINY_SETTINGS
         await pilot.pause()
-        assert builder.spec is not None and builder.spec.measure.runs == 2
+        spec = spec_of(builder)
+        assert spec is not None and spec.measure.runs == 2
 
         # A launch with an invalid spec says why and starts nothing.
         builder.query_one("#builder-engines", SelectionList).deselect_all()
@@ -138,7 +92,10 @@ async def test_plan_is_the_dry_runs_and_a_saved_spec_runs_headless(
         shown = str(builder.query_one("#builder-plan", Static).content)
         assert plan_table in shown and "2 cell(s): 2 to run, 0 unsupported" in shown
     saved = load_spec(spec_path)
-    assert saved.targets.tags == ("lab",) and [e.key for e in saved.engines] == ["numpy:fp64", "coreml:all:fp16"]
+    assert saved.targets.tags == ("lab",) and [e.key for e in saved.engines] == [
+        "numpy:fp64",
+        "coreml:all:fp16",
+    ]
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(
         f'[[node]]\nname = "local"\nhost = "localhost"\ntransport = "local"\npython = "{sys.executable}"\n'
@@ -163,9 +120,12 @@ async def test_load_then_save_keeps_the_spec(local_node: Node, settle: Settle, t
         path.value = str(REPO / "specs" / "smoke.toml")
         await pilot.press("ctrl+o")
         await pilot.pause()
-        assert builder.spec is not None, error_of(builder)
+        assert spec_of(builder) is not None, error_of(builder)
         assert builder.form().budgets["minilm-l6/s32"] == "1000"
-        assert list(builder.query_one("#builder-buckets", SelectionList).selected) == ["mlp/b1", "minilm-l6/s32"]
+        assert list(builder.query_one("#builder-buckets", SelectionList).selected) == [
+            "mlp/b1",
+            "minilm-l6/s32",
+        ]
         assert builder.plan is not None and len(builder.plan.cells) == 6
         path.value = str(out)
         await pilot.press("ctrl+s")
