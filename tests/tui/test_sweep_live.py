@@ -5,6 +5,7 @@ resume it from Runs; and the coalescing of a fast stream."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -247,3 +248,43 @@ async def test_a_fast_stream_is_coalesced_and_the_log_stays_bounded(
         assert len(session.log) == LOG_LINES and len(log.lines) <= LOG_LINES
         assert log.lines[-1].text.endswith(f"warning {LOG_LINES + 249}")
         assert f"warning {LOG_LINES + 249}" in str(live.query_one("#live-warnings", Static).content)
+
+
+async def test_runs_started_headless_show_in_runs(local_node: Node, settle: Settle, tmp_path: Path) -> None:
+    """A sweep run by `fleet-tui sweep` (no TUI) is in Runs, read from the store; Live sweep says
+    nothing was started here."""
+    import sys
+
+    from fleet_tui.app.screens.live_sweep import NO_SWEEP
+    from fleet_tui.app.screens.sweep_builder import BuilderForm
+
+    form = BuilderForm(
+        name="headless", targets=["node:local"], buckets=["mlp/b1"], budgets={"mlp/b1": "50"},
+        engines=["numpy:fp64"], settings=TINY_SETTINGS,
+    )  # fmt: skip
+    spec_path = tmp_path / "headless.toml"
+    spec_path.write_text(form.spec(str(spec_path))[0])
+    inventory = tmp_path / "inventory.toml"
+    inventory.write_text(
+        f'[[node]]\nname = "local"\nhost = "localhost"\ntransport = "local"\npython = "{sys.executable}"\n'
+    )
+    db = tmp_path / "fleet.db"
+    headless = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fleet_tui", "sweep", str(spec_path), "--inventory", str(inventory),
+        "--db", str(db), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(headless.communicate(), SWEEP_WAIT_S)
+    assert headless.returncode in (0, 1), output.decode()  # 1: a gate failed, the run is complete
+    app = FleetApp([local_node], builder_app(tmp_path, []).settings, db_path=db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        runs = shown(app)
+        assert isinstance(runs, RunsScreen)
+        assert [(r.name, r.status, r.cells.get("done")) for r in runs.runs] == [("headless", "complete", 1)]
+        await pilot.press("l")
+        await pilot.pause()
+        live = shown(app)
+        assert isinstance(live, LiveSweepScreen) and live.session is None
+        assert str(live.query_one("#live-summary", Static).content) == NO_SWEEP
