@@ -4,9 +4,10 @@ screen draws from it.
 The sweep is an app worker (``app.run_worker``), not a screen's, so leaving the Live sweep
 screen never stops it and the screen, reopened, draws the current state from the session.
 `TuiProgress` is the scheduler's `Progress`: each event updates the session (plain data, cheap)
-and posts one `SweepChanged` to the screens that listen. `SweepChanged` replaces a pending one
-(``can_replace``), so however fast an agent streams samples, a screen redraws at most once per
-turn of its message queue and a key press is never stuck behind a backlog.
+and tells the screens that listen with one `SweepChanged`, none more until the screen has drawn
+(and `SweepChanged` replaces a pending one, ``can_replace``). The screen draws at most every
+REDRAW_S, so however fast an agent streams samples the UI does a bounded amount of work and a
+key press is never stuck behind a backlog.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class SweepSession:
         self.result: SweepResult | None = None
         self.error: str | None = None
         self.listeners: set[MessagePump] = set()
+        self._unseen: set[MessagePump] = set()
         self.worker: Worker[None] | None = None
 
     @property
@@ -207,9 +209,16 @@ class SweepSession:
         return warning
 
     def changed(self) -> None:
-        """Tell every listening screen (coalesced: a pending SweepChanged is replaced)."""
+        """Tell every listening screen, once until it has drawn: a screen with a SweepChanged
+        not yet handled gets no other (and `can_replace` folds any that were posted anyway)."""
         for listener in list(self.listeners):
-            listener.post_message(SweepChanged(self))
+            if listener not in self._unseen:
+                self._unseen.add(listener)
+                listener.post_message(SweepChanged(self))
+
+    def seen(self, listener: MessagePump) -> None:
+        """`listener` has drawn the current state: the next change is news to it again."""
+        self._unseen.discard(listener)
 
 
 class TuiProgress(Progress):

@@ -8,6 +8,7 @@ screen does not stop it, and the screen draws the current state whenever it is s
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -22,8 +23,12 @@ from fleet_tui.app.sweep_session import LOG_LINES, SweepChanged, SweepFinished, 
 from fleet_tui.display import clean
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from fleet_tui.app.sweep_session import NodeProgress
 
+REDRAW_S = 0.1
+"""The least time between two redraws while a sweep streams (10 frames a second)."""
 NO_SWEEP = "no sweep started here: build one (w) or resume an interrupted run from Runs (u, then R)"
 SHOWN_WARNINGS = 3
 
@@ -54,6 +59,9 @@ class LiveSweepScreen(FleetAppScreen[None]):
         self.node_names: list[str] = []
         self.redraws = 0
         """How many times the screen redrew (the coalescing keeps this far below the events)."""
+        self._last_redraw = 0.0
+        self._deferred: Timer | None = None
+        self._shown: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -77,37 +85,58 @@ class LiveSweepScreen(FleetAppScreen[None]):
             self.session.listeners.discard(self)
 
     @on(SweepChanged)
-    @on(SweepFinished)
     def _sweep_changed(self) -> None:
+        # At most one redraw per REDRAW_S: the rest of the time goes to keys and other screens.
+        wait = self._last_redraw + REDRAW_S - time.monotonic()
+        if wait <= 0:
+            self.redraw()
+        elif self._deferred is None:
+            self._deferred = self.set_timer(wait, self.redraw, name="live-sweep redraw")
+
+    @on(SweepFinished)
+    def _sweep_finished(self) -> None:
         self.redraw()
 
     def _bind(self, session: SweepSession | None) -> None:
         """Follow `session` (a new sweep replaces the one shown)."""
         if self.session is not None:
             self.session.listeners.discard(self)
+            self.session.seen(self)
         self.session = session
         self.written = 0
         self.node_names = []
+        self._shown = {}
         self.query_one("#live-log", RichLog).clear()
         self.query_one("#live-nodes").remove_children()
         if session is not None:
             session.listeners.add(self)
 
     def redraw(self) -> None:
-        """Draw the session's current state (cheap: only new log lines are written)."""
+        """Draw the session's current state (cheap: only new log lines are written, only
+        changed text is updated)."""
         self.redraws += 1
+        self._last_redraw = time.monotonic()
+        if self._deferred is not None:
+            self._deferred.stop()
+            self._deferred = None
         session = getattr(self.app, "sweep", None)
         if session is not self.session:
             self._bind(session)
-        summary = self.query_one("#live-summary", Static)
         if session is None:
-            summary.update(Text(NO_SWEEP))
+            self._show(self.query_one("#live-summary", Static), NO_SWEEP)
             return
-        summary.update(Text(session.summary()))
+        session.seen(self)
+        self._show(self.query_one("#live-summary", Static), session.summary())
         self._draw_nodes(session)
         self._draw_log(session)
         warnings = list(session.warnings)[-SHOWN_WARNINGS:]
-        self.query_one("#live-warnings", Static).update(Text("\n".join(f"! {w}" for w in warnings)))
+        self._show(self.query_one("#live-warnings", Static), "\n".join(f"! {w}" for w in warnings))
+
+    def _show(self, widget: Static, text: str) -> None:
+        """Update `widget` only when its text changed (an update costs a layout pass)."""
+        if self._shown.get(widget.id or "") != text:
+            self._shown[widget.id or ""] = text
+            widget.update(Text(text))
 
     def _draw_nodes(self, session: SweepSession) -> None:
         box = self.query_one("#live-nodes", Vertical)
@@ -124,6 +153,8 @@ class LiveSweepScreen(FleetAppScreen[None]):
                 for index, name in enumerate(names)
             )
             self.node_names = names
+            self._shown = {k: v for k, v in self._shown.items() if not k.startswith("live-status-")}
+            self.call_after_refresh(self.redraw)  # the rows exist from the next turn on
         for index, name in enumerate(names):
             progress = session.nodes[name]
             try:
@@ -135,7 +166,7 @@ class LiveSweepScreen(FleetAppScreen[None]):
                 bar.update(total=len(progress.cells), progress=len(progress.finished & progress.cells))
             elif not session.running:
                 bar.update(total=1, progress=1)  # nothing ran here: not an endless spinner
-            status.update(Text(node_line(progress)))
+            self._show(status, node_line(progress))
 
     def _draw_log(self, session: SweepSession) -> None:
         new = session.logged - self.written
