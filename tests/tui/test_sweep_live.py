@@ -61,6 +61,11 @@ def finished(messages: list[Message]) -> list[SweepSession]:
     return [m.session for m in messages if isinstance(m, SweepFinished)]
 
 
+def status_of(screen: LiveSweepScreen) -> str:
+    """The first node's status line as drawn."""
+    return str(screen.query_one("#live-status-0", Static).content)
+
+
 def log_text(screen: LiveSweepScreen) -> str:
     return "\n".join(strip.text for strip in screen.query_one("#live-log", RichLog).lines)
 
@@ -227,6 +232,7 @@ async def test_a_fast_stream_is_coalesced_and_the_log_stays_bounded(
         await settle(pilot)
         session = SweepSession(parse_spec(spec_toml("fast")), [local_node])
         session.status = "running"
+        session.nodes["local"].cell = "mlp/b1/numpy:fp64"
         app.sweep = session
         await pilot.press("l")
         await pilot.pause()
@@ -236,15 +242,14 @@ async def test_a_fast_stream_is_coalesced_and_the_log_stays_bounded(
         before = live.redraws
         for _ in range(5000):
             progress.emit("samples", node="local", cell="mlp/b1/numpy:fp64", count=2)
-        await pilot.pause()
-        await pilot.pause()
+        await until(pilot, lambda: "10000 samples" in status_of(live), "the samples to be drawn", 30.0)
         assert session.samples == 10_000
         assert 1 <= live.redraws - before <= 3, live.redraws - before
         for i in range(LOG_LINES + 250):
             progress.emit("agent_warning", node="local", message=f"warning {i}")
-        await pilot.pause()
-        await pilot.pause()
         log = live.query_one("#live-log", RichLog)
+        last = f"warning {LOG_LINES + 249}"
+        await until(pilot, lambda: bool(log.lines) and log.lines[-1].text.endswith(last), "the log", 30.0)
         assert len(session.log) == LOG_LINES and len(log.lines) <= LOG_LINES
         assert log.lines[-1].text.endswith(f"warning {LOG_LINES + 249}")
         assert f"warning {LOG_LINES + 249}" in str(live.query_one("#live-warnings", Static).content)
