@@ -15,7 +15,7 @@ import pytest
 from textual.message import Message
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import DataTable, Input, OptionList, RichLog, Static, TextArea
+from textual.widgets import DataTable, Input, OptionList, RichLog, SelectionList, Static, TextArea
 from tui_builder import TINY_SETTINGS, builder_app, fill_tiny_sweep, open_builder
 
 from fleet_tui.app.app import FleetApp
@@ -293,3 +293,55 @@ async def test_runs_started_headless_show_in_runs(local_node: Node, settle: Sett
         live = shown(app)
         assert isinstance(live, LiveSweepScreen) and live.session is None
         assert str(live.query_one("#live-summary", Static).content) == NO_SWEEP
+
+
+@pytest.mark.sshd
+async def test_a_sweep_over_the_sshd_fleet_and_the_local_node(
+    sshd_fleet: Any, local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    """The same job over a real loopback sshd node and the local node: no target picked = every
+    node; both bars reach done, Compare puts the two side by side, the Markdown has both."""
+    fleet = sshd_fleet(1)
+    nodes = [*fleet.nodes, local_node]
+    app = FleetApp(nodes, fleet.settings, db_path=tmp_path / "fleet.db")
+    messages: list[Message] = []
+    async with app.run_test(size=(160, 48), message_hook=messages.append) as pilot:
+        builder = await open_builder(pilot, settle)
+        await fill_tiny_sweep(pilot, builder)
+        builder.query_one("#builder-targets", SelectionList).deselect_all()
+        await pilot.pause()
+        assert builder.plan is not None and builder.plan.nodes == tuple(n.name for n in nodes)
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        session = app.sweep
+        live = shown(app)
+        assert session is not None and isinstance(live, LiveSweepScreen)
+        await until(pilot, lambda: session in finished(messages), "the sweep to finish")
+        await pilot.pause()
+        assert session.status == "complete", (session.error, list(session.log))
+        assert [live.node_progress(n.name) for n in nodes] == [(1, 1)] * len(nodes)
+
+        await pilot.press("u")
+        await settle(pilot)
+        runs = shown(app)
+        assert isinstance(runs, RunsScreen) and sorted(runs.runs[0].nodes) == sorted(n.name for n in nodes)
+        await pilot.press("enter")
+        await settle(pilot)
+        compare = shown(app)
+        assert isinstance(compare, CompareScreen) and compare.table is not None
+        assert sorted(str(c.node) for c in compare.table.columns) == sorted(n.name for n in nodes)
+        out = tmp_path / "both.md"
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = shown(app)
+        assert isinstance(dialog, ExportDialog)
+        options = dialog.query_one(OptionList)
+        options.highlighted = [str(o.id) for o in options.options].index("md")
+        await pilot.pause()
+        dialog.query_one(Input).value = str(out)
+        dialog.query_one(Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+    text = out.read_text()
+    assert all(n.name in text for n in nodes), text
+    assert any("mlp" in line and "b1" in line for line in text.splitlines()), text
