@@ -73,6 +73,12 @@ class FleetApp(App[int]):
         if self.current_mode != name:
             self.switch_mode(name)
 
+    async def action_quit(self) -> None:
+        """Quit; with a sweep running, ask first and stop it cleanly (the run is left interrupted)."""
+        from fleet_tui.app.sweep_session import quit_after_sweep
+
+        quit_after_sweep(self)
+
     def action_help(self) -> None:
         """Show every binding of the current screen and the app (generated, never hand-written)."""
         from fleet_tui.app.screens.help import HelpScreen

@@ -13,6 +13,7 @@ key press is never stuck behind a backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -165,8 +166,8 @@ class SweepSession:
         elif kind == "thermal" and line is not None:
             state = fields.get("state")
             pressure = state.get("thermal_pressure") if isinstance(state, dict) else None
-            line.thermal = clean(pressure, 20) if pressure is not None else None
-            if line.thermal not in (None, "nominal"):
+            before, line.thermal = line.thermal, clean(pressure, 20) if pressure is not None else None
+            if line.thermal not in (None, "nominal", before):  # once per change, not per reading
                 warning = f"{node}: thermal pressure {line.thermal} (node says)"
         elif kind == "artifact_build":
             self.status = "building artifacts"
@@ -196,7 +197,7 @@ class SweepSession:
                 if self.counters is not None:
                     for cell_id in line.cells:
                         self.counters.finish(cell_id)
-                warning = f"{node} lost: {message}"
+                warning = f"{node}: {message}"  # "lost: ..." or "skipped: busy ..."
             line.cell = ""
         elif kind in ("busy", "retry", "agent_error", "agent_warning"):
             warning = f"{node}: {message}"
@@ -312,3 +313,40 @@ def start_sweep(
         exit_on_error=False,
     )
     return session
+
+
+def quit_after_sweep(app: FleetApp) -> None:
+    """Exit now, or, with a sweep running, after a yes and once the sweep has stopped: a run left
+    `running` by a killed worker could not be told from one still measuring elsewhere."""
+    from fleet_tui.app.dialogs.confirm import ConfirmDialog
+
+    session = app.sweep
+    if session is None or not session.running:
+        app.exit()
+        return
+    if isinstance(app.screen, ConfirmDialog):
+        return  # already asking
+
+    def answered(yes: bool | None) -> None:
+        if not yes:
+            return
+        session.stop.set()
+        session.status = "stopping"
+        app.notify("stopping the sweep, then quitting", title="Quit")
+        app.run_worker(_exit_when_stopped(app, session), name="quit", group="quit", exit_on_error=False)
+
+    app.push_screen(
+        ConfirmDialog(
+            "A sweep is running. Stop it (agents stopped, data kept, the run marked interrupted and "
+            "resumable from Runs) and quit?",
+            yes="Stop and quit",
+        ),
+        answered,
+    )
+
+
+async def _exit_when_stopped(app: FleetApp, session: SweepSession) -> None:
+    if session.worker is not None:
+        with contextlib.suppress(Exception):  # its own failure was already reported
+            await session.worker.wait()
+    app.exit()

@@ -345,3 +345,33 @@ async def test_a_sweep_over_the_sshd_fleet_and_the_local_node(
     text = out.read_text()
     assert all(n.name in text for n in nodes), text
     assert any("mlp" in line and "b1" in line for line in text.splitlines()), text
+
+
+async def test_quit_with_a_sweep_running_asks_then_leaves_the_run_interrupted(
+    local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    app = builder_app(tmp_path, [local_node])
+    async with app.run_test(size=(120, 40)) as pilot:
+        builder = await open_builder(pilot, settle)
+        await fill_tiny_sweep(pilot, builder)
+        builder.query_one("#builder-settings", TextArea).text = TINY_SETTINGS.replace(
+            "max_duration_s = 1.0", "max_duration_s = 30.0"
+        ).replace("min_duration_s = 0.2", "min_duration_s = 30.0")
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        session = app.sweep
+        assert session is not None
+        await until(pilot, lambda: session.nodes["local"].samples > 0, "samples to arrive")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(shown(app), ConfirmDialog) and app.return_code is None
+        await pilot.press("n")
+        await pilot.pause()
+        assert session.running and not session.stop.is_set()
+        await pilot.press("q")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(pilot, lambda: app.return_code is not None, "the app to quit", 60.0)
+    assert session.status == "interrupted" and session.run_id is not None
+    with Store.open(tmp_path / "fleet.db") as store:
+        assert store.run(session.run_id).status == "interrupted"
