@@ -237,7 +237,7 @@ class TuiProgress(Progress):
         if kind == "run_started" and self.store is not None:
             session.start_cells(self.store, int(fields["run_id"]), bool(fields.get("resumed")))
         if warning is not None:
-            self.app.notify(warning, title="Sweep", severity="warning", markup=False)
+            self.app.notify(clean(warning, LINE_LIMIT), title="Sweep", severity="warning", markup=False)
         session.changed()
 
 

@@ -140,3 +140,39 @@ async def test_load_then_save_keeps_the_spec(local_node: Node, settle: Settle, t
         original.targets,
         original.engines,
     )
+
+
+async def test_every_key_of_the_builder_and_live_sweep_says_or_does_something(
+    local_node: Node, settle: Settle, tmp_path: Path
+) -> None:
+    """With nothing filled in and no sweep, each screen key explains itself (a notice)."""
+    from textual.message import Message
+    from textual.notifications import Notify
+
+    from fleet_tui.app.screens.live_sweep import LiveSweepScreen
+
+    app = builder_app(tmp_path, [local_node])
+    messages: list[Message] = []
+
+    def notices() -> int:
+        return sum(isinstance(m, Notify) for m in messages)
+
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        builder = await open_builder(pilot, settle)
+        for screen_key in ("w", "l"):
+            await pilot.press(screen_key)
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, SweepBuilderScreen | LiveSweepScreen)
+            keys = [
+                b.key
+                for node, b, on, _t in screen.active_bindings.values()
+                if node is screen and on and b.description and b.show
+            ]
+            assert keys, screen
+            for key in keys:
+                before = (notices(), app.screen)
+                await pilot.press(key)
+                await pilot.pause()
+                assert (notices(), app.screen) != before, f"{screen_key}: key {key!r} did nothing"
+        assert app.sweep is None and builder.spec is None

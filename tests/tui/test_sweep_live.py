@@ -375,3 +375,42 @@ async def test_quit_with_a_sweep_running_asks_then_leaves_the_run_interrupted(
     assert session.status == "interrupted" and session.run_id is not None
     with Store.open(tmp_path / "fleet.db") as store:
         assert store.run(session.run_id).status == "interrupted"
+
+
+async def test_warnings_are_notified_as_they_happen(local_node: Node, settle: Settle, tmp_path: Path) -> None:
+    """Thermal pressure (once per change), contention, busy and a lost node each raise a notice
+    at once and stay in the warning pane; node text is sanitised."""
+    from spec_fixtures import spec_toml
+    from textual.notifications import Notify
+
+    from fleet_tui.config.spec import parse_spec
+
+    app = builder_app(tmp_path, [local_node])
+    messages: list[Message] = []
+    async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        await settle(pilot)
+        session = SweepSession(parse_spec(spec_toml("warn")), [local_node])
+        session.status = "running"
+        app.sweep = session
+        progress = TuiProgress(app, session)
+        for _ in range(3):
+            progress.emit("thermal", node="local", state={"thermal_pressure": "serious\x1b[31m"})
+        progress.emit(
+            "cell_result", node="local", message="done", cell="mlp/b1/numpy:fp64", flags=["contended"]
+        )
+        progress.emit("busy", node="local", message="skipped: busy: held by pid 7 on box")
+        progress.emit("node_lost", node="local", message="lost: 0/1 cell(s) finished (connection refused)")
+        await pilot.pause()
+        notices = [m.notification.message for m in messages if isinstance(m, Notify)]
+        assert notices == [
+            "local: thermal pressure serious\\x1b[31m (node says)",  # the escape shown, never sent
+            "local: contention during mlp/b1/numpy:fp64 (other work on the node)",
+            "local: skipped: busy: held by pid 7 on box",
+            "local: lost: 0/1 cell(s) finished (connection refused)",
+        ], notices
+        await pilot.press("l")
+        await pilot.pause()
+        live = shown(app)
+        assert isinstance(live, LiveSweepScreen)
+        pane = str(live.query_one("#live-warnings", Static).content)
+        assert "contention" in pane and "busy" in pane and "lost" in pane and "\x1b" not in pane
