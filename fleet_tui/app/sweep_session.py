@@ -182,7 +182,10 @@ class SweepSession:
         elif kind == "cell_started" and line is not None:
             line.cell, line.samples = str(fields.get("cell", "")), 0
             cell_id = self.cell_ids.get((line.name, line.cell))
-            line.finished.discard(cell_id or -1)  # a failed cell retried is ahead again
+            if cell_id is not None:
+                line.finished.discard(cell_id)  # a failed cell retried is ahead again
+                if self.counters is not None:
+                    self.counters.start(cell_id)  # its time calibrates the ETA, as the CLI's
         elif kind == "cell_result" and line is not None:
             self.finish_cell(line.name, str(fields.get("cell", "")))
             line.cell = ""
@@ -252,6 +255,15 @@ async def run_session(app: FleetApp, session: SweepSession, db_path: Path) -> No
     spec = session.spec
     try:
         with Store.open(db_path) as store:
+            if session.resume_run is not None:
+                # As `sweep --resume`: held until the store closes, so a second resume of this run
+                # (here or headless) refuses instead of marking this one's running cells lost.
+                lock = store.lock_run(session.resume_run)
+                if lock.previous is not None:
+                    session.add_log(
+                        f"took over the lock of run {session.resume_run} from "
+                        f"{lock.previous.describe()}, which is no longer running"
+                    )
             progress = TuiProgress(app, session, store)
             artifacts = await build_artifacts(
                 buildable_workloads(spec), coreml_precisions(spec.engines), progress, session.stop
