@@ -354,6 +354,15 @@ def capex_table(
         f"Cost per million inferences = hourly price x mean sustained latency (ms) / 3.6, interval from the "
         f"latency's; payback = purchase / (hourly x {HOURS_PER_MONTH:g} h x utilisation {utilisation:g}); "
         f"budgets judged on the upper 95% bound of the sustained p95 on every node of a tier.",
+        *(
+            (
+                "Electricity is added where a node was measured with a power reader and has a kWh price: "
+                "gross joules per inference (idle included; the whole system where the reader has it) "
+                "x kwh_usd / 3.6 per million inferences.",
+            )
+            if any(c.cost is not None and c.cost.electricity_per_million_usd is not None for c in table.cells)
+            else ()
+        ),
         *table.notes,
     )
     return replace(

@@ -196,6 +196,7 @@ def test_electricity_at_kwh_usd_is_added_to_cost_per_million(tmp_path: Path) -> 
     electricity = 0.36 * 0.5 / 3.6  # system joules x $/kWh / 3.6 per million inferences
     assert cell.cost.electricity_per_million_usd == pytest.approx(electricity)
     assert cell.cost.kwh_usd == 0.5
+    assert any("Electricity is added" in note for note in table.notes)
     rent = cost_per_million_usd(0.5, 12.0)
     assert cell.cost.cost_per_million_usd.value == pytest.approx(rent + electricity)
     # An owned node (no hourly price) costs its electricity alone.
