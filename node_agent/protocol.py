@@ -19,9 +19,9 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
-from typing import IO, Any, Final, Literal, NotRequired, TypedDict
+from typing import IO, Any, Final, Literal, NotRequired, TypedDict, cast
 
 SCHEMA: Final = 1
 """Bumped when a field is removed or changes meaning; see the history above."""
@@ -65,6 +65,10 @@ longer line is garbage, not a sample batch (batches are a few hundred kB)."""
 
 INT64_MAX: Final = 2**63 - 1
 """Integers that the controller stores (timestamps, sample durations) must fit SQLite's int64."""
+
+MAX_DEPTH: Final = 32
+"""How deeply objects and lists may nest inside an event (facts and summaries use under 10). A
+deeper value is garbage that would only blow the stack of whoever walks it later."""
 
 SAMPLE_PHASES: Final = ("warmup", "measure", "sustained")
 RESULT_STATUSES: Final = ("ok", "unsupported", "failed")
@@ -336,6 +340,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _nested_problem(obj: object) -> str | None:
+    """What is wrong with any value inside `obj`, or None: nesting past MAX_DEPTH, or an integer
+    outside int64 (anywhere: the controller stores, sums and converts these to float later)."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            if _is_int(value) and not -INT64_MAX - 1 <= cast(int, value) <= INT64_MAX:
+                return f"holds the integer {_short(value)}, outside int64"
+            continue
+        if depth >= MAX_DEPTH:
+            return f"nests deeper than {MAX_DEPTH} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def validate_event(obj: object, text: str = "") -> Event:
     """`obj` (parsed JSON) as a checked event. Raises ProtocolError naming the first bad field."""
     line = text or _short(obj)
@@ -358,6 +382,9 @@ def validate_event(obj: object, text: str = "") -> Event:
             problem = check(obj[name])
             if problem is not None:
                 raise ProtocolError(f"{event_type}.{name} {problem}", line)
+    problem = _nested_problem(obj)
+    if problem is not None:
+        raise ProtocolError(f"{event_type} event {problem}", line)
     return obj
 
 

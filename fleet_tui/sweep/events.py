@@ -54,6 +54,67 @@ class EventOrder:
             self.finished.add(cell_id)
 
 
+_SUMMARY_NUMBERS = ("p50", "p95", "p99", "mean", "duration_s", "tokens_per_s")
+_SUMMARY_COUNTS = ("n", "loops")
+_SUMMARY_OBJECTS = (
+    "ci95", "conditions", "drift", "numeric", "run_level", "compute_plan", "burst", "sustained",
+    "pooled", "warmup", "cold_start",
+)  # fmt: skip
+
+
+def _is_number(value: object) -> bool:
+    # decode_event has made every float finite and every int an int64.
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_content(event: Mapping[str, Any]) -> None:
+    """What `decode_event` cannot judge from the field types alone, checked before anything of
+    the event is stored or shown: raises BadEvent.
+
+    A sample batch's timestamps match its durations one to one; a cell summary's figures that the
+    controller reads (gates, progress lines) have the types it reads them as, and none is negative.
+    """
+    kind = event["type"]
+    if kind == "samples":
+        t_ns = event.get("t_ns") or []
+        if t_ns and len(t_ns) != len(event["ns"]):
+            raise BadEvent(f"{len(event['ns'])} samples but {len(t_ns)} timestamps in one batch")
+    elif kind == "cell_result":
+        summary = event.get("summary") or {}
+        for name in _SUMMARY_NUMBERS:
+            value = summary.get(name)
+            if value is not None and not (_is_number(value) and value >= 0):
+                raise BadEvent(f"summary.{name} = {_short(value)} is not a non-negative number")
+        for name in _SUMMARY_COUNTS:
+            value = summary.get(name)
+            if value is not None and not (
+                isinstance(value, int) and not isinstance(value, bool) and value >= 0
+            ):
+                raise BadEvent(f"summary.{name} = {_short(value)} is not a non-negative integer")
+        for name in _SUMMARY_OBJECTS:
+            if summary.get(name) is not None and not isinstance(summary[name], dict):
+                raise BadEvent(f"summary.{name} is not an object")
+        per_run = summary.get("per_run")
+        if per_run is not None and not (
+            isinstance(per_run, list) and all(isinstance(r, dict) for r in per_run)
+        ):
+            raise BadEvent("summary.per_run is not a list of objects")
+        flags = summary.get("flags")
+        if flags is not None and not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+            raise BadEvent("summary.flags is not a list of strings")
+        ci95 = summary.get("ci95") or {}
+        for name, bounds in ci95.items():
+            if bounds is not None and not (
+                isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds)
+            ):
+                raise BadEvent(f"summary.ci95.{name} is not a [low, high] pair of numbers")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
 class Progress:
     """Base: a sink for scheduler events. Subclasses render; this one discards."""
 

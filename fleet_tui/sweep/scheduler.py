@@ -46,7 +46,7 @@ from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.store import RESULT_STATUSES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
 from fleet_tui.sweep.counters import SweepCounters, phase_text
-from fleet_tui.sweep.events import BadEvent, EventOrder, Progress
+from fleet_tui.sweep.events import BadEvent, EventOrder, Progress, check_content
 from fleet_tui.sweep.plan import build_plan
 from node_agent.protocol import AgentExit, CellResultEvent, SamplesEvent, ThermalEvent
 
@@ -64,6 +64,9 @@ BUSY_POLL_CAP_S: Final = 10.0
 END_PROBE_TIMEOUT_S: Final = 60.0
 TERMINATE_BUDGET_S: Final = 15.0
 """How long cancelled node tasks get to stop their agents (terminate, wait 5 s, kill, wait)."""
+
+NODE_TEXT_CHARS: Final = 2000
+"""How much of a node-supplied message or reason is kept in the store."""
 
 MEASURED_OK: Final = frozenset({"done", "unsupported"})
 
@@ -397,6 +400,7 @@ class SweepScheduler:
                 # propagates as the controller's own error (never retried on, nor blamed on, a node).
                 try:
                     order.check(event)
+                    check_content(event)
                 except BadEvent as exc:
                     raise NodeError(
                         NodeErrorKind.PROTOCOL_ERROR,
@@ -468,7 +472,8 @@ class SweepScheduler:
             )
         elif kind == "error":
             code, message = str(event.get("code", "error")), str(event.get("message", ""))
-            job.errors.append(f"{code}: {message}")
+            # Kept as the cells' reason: bounded, a node's 16 MB message is not a reason.
+            job.errors.append(f"{code[:NODE_TEXT_CHARS]}: {message[:NODE_TEXT_CHARS]}")
             if code == "bad_artifact":
                 job.bad_artifact = True
             self.progress.emit(
@@ -497,7 +502,7 @@ class SweepScheduler:
             # A result without cell_started still is an attempt (unsupported cells, mostly).
             self._mark(cell, "running", None, new_attempt=True)
             job.began.add(cell.id)
-        self.store.add_result(cell.id, summary, status, str(reason) if reason else None)
+        self.store.add_result(cell.id, summary, status, str(reason)[:NODE_TEXT_CHARS] if reason else None)
         self.state[cell.id] = RESULT_STATUSES[status]
         job.finished.add(cell.id)
         self.counters.finish(cell.id)
