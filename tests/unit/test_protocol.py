@@ -163,7 +163,7 @@ def test_content_a_reader_relies_on_is_checked(event_type: str, fields: dict[str
 
 
 def test_a_real_summary_shape_passes_the_content_check() -> None:
-    summary = {
+    summary: dict[str, Any] = {
         "p50": 1.2e6, "p95": 1.5e6, "p99": None, "n": 600, "runs": [0, 1], "loops": 1, "duration_s": 0.8,
         "ci95": {"p50": [1.1e6, 1.3e6], "p95": None}, "flags": ["not_converged"],
         "per_run": [{"p50": 1.2e6}], "conditions": {"before": {}}, "interval_method": "run_level",
