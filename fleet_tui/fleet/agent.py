@@ -78,12 +78,16 @@ async def agent_events(
     try:
         if job is not None:
             await proc.write(json.dumps(job, separators=(",", ":")) + "\n")
-        async for line in proc.lines():
-            if not line.strip():
-                continue
+        lines = proc.lines()
+        while True:
             try:
+                line = await anext(lines)
+                if not line.strip():
+                    continue
                 event = decode_event(line)
-            except ProtocolError as exc:
+            except StopAsyncIteration:
+                break
+            except ProtocolError as exc:  # a line past the limit, or one that is not an event
                 raise NodeError(
                     NodeErrorKind.PROTOCOL_ERROR,
                     node,

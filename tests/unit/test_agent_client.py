@@ -11,8 +11,9 @@ import pytest
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.fleet.agent import agent_events
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.base import LineSplitter, NodeError, NodeErrorKind
 from fleet_tui.fleet.transport.local import LocalTransport
+from node_agent.protocol import MAX_LINE_BYTES, ProtocolError
 
 PRELUDE = """\
 import json, os, select, sys, time
@@ -163,3 +164,37 @@ async def test_hello_naming_another_agent_is_refused(tmp_path: Path, transport: 
     honest.write_text(agent.read_text())
     events = [e async for e in agent_events(transport, str(honest), "probe")]
     assert [e["type"] for e in events] == ["hello", "done"]
+
+
+async def test_a_line_past_the_limit_is_a_protocol_error(tmp_path: Path, transport: LocalTransport) -> None:
+    # No newline within 16 MiB: asyncio's readline would fail with "Separator is not found".
+    agent = _agent(
+        tmp_path,
+        f"""
+        sys.stdout.write("x" * ({MAX_LINE_BYTES} + 10))
+        sys.stdout.flush()
+        time.sleep(60)
+        """,
+    )
+    with pytest.raises(NodeError) as info:
+        async for _ in agent_events(transport, agent, "run"):
+            pass
+    assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+    assert f"longer than the {MAX_LINE_BYTES}-byte line limit" in info.value.message
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_line_splitter_gives_whole_lines_whatever_the_chunks(chunk: int) -> None:
+    data = b"first\nsecond line\r\n\n" + b"y" * 300 + b"\nlast"
+    splitter = LineSplitter(limit=400)
+    lines = [
+        line for start in range(0, len(data), chunk) for line in splitter.feed(data[start : start + chunk])
+    ]
+    assert [*lines, splitter.end()] == [b"first", b"second line\r", b"", b"y" * 300, b"last"]
+
+
+def test_line_splitter_refuses_a_line_past_its_limit_before_its_newline() -> None:
+    splitter = LineSplitter(limit=10)
+    splitter.feed(b"ok\n12345")
+    with pytest.raises(ProtocolError, match="10-byte line limit"):
+        splitter.feed(b"678901")

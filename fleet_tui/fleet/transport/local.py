@@ -19,8 +19,8 @@ from fleet_tui.fleet.transport.base import (
     NodeError,
     NodeErrorKind,
     Transport,
+    read_lines,
 )
-from node_agent.protocol import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
@@ -44,8 +44,8 @@ class LocalAgentProcess(AgentProcess):
 
     async def lines(self) -> AsyncIterator[str]:
         assert self._proc.stdout is not None
-        while raw := await self._proc.stdout.readline():
-            yield raw.decode("utf-8", "replace").rstrip("\r\n")
+        async for line in read_lines(self._proc.stdout.read):
+            yield line
 
     async def write(self, text: str) -> None:
         assert self._proc.stdin is not None
@@ -99,7 +99,6 @@ class LocalTransport(Transport):
                 stdin=_PIPE,
                 stdout=_PIPE,
                 stderr=_PIPE,
-                limit=MAX_LINE_BYTES + 1024,  # sample batches are long lines
                 start_new_session=True,  # own process group; the terminal's ^C is ours to relay
             )
         except OSError as exc:

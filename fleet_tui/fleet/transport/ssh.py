@@ -30,6 +30,7 @@ from fleet_tui.fleet.transport.base import (
     NodeErrorKind,
     SshSettings,
     Transport,
+    read_lines,
 )
 from fleet_tui.fleet.transport.handshake import describe_target, handshake_slot, map_connect_error
 from fleet_tui.fleet.transport.hostkeys import (
@@ -52,7 +53,7 @@ _PID_LINE = re.compile(rf"^{_PID_TAG}(\d+)$")
 class SshAgentProcess(AgentProcess):
     """A command running over an SSH channel (no PTY: clean stdout, separate stderr)."""
 
-    def __init__(self, proc: asyncssh.SSHClientProcess[str], transport: SshTransport) -> None:
+    def __init__(self, proc: asyncssh.SSHClientProcess[bytes], transport: SshTransport) -> None:
         self._proc = proc
         self._transport = transport
         self._pid: int | None = None
@@ -65,9 +66,10 @@ class SshAgentProcess(AgentProcess):
     async def _drain_stderr(self) -> None:
         # Always drained: an unread stderr would stall the channel's flow control.
         try:
-            async for line in self._proc.stderr:
-                if not line:  # the trailing '' of SSHReader's iteration at EOF
+            async for raw in self._proc.stderr:
+                if not raw:  # the trailing b'' of SSHReader's iteration at EOF
                     break
+                line = raw.decode("utf-8", "replace")
                 match = _PID_LINE.match(line.rstrip("\n")) if self._pid is None else None
                 if match:
                     self._pid = int(match.group(1))
@@ -80,17 +82,17 @@ class SshAgentProcess(AgentProcess):
             self._pid_seen.set()  # no pid is coming: release a pending stop
 
     async def lines(self) -> AsyncIterator[str]:
+        # Chunks, not SSHReader lines: its readline returns a partial line once the receive
+        # window (2 MB) is full, so a long sample batch would arrive cut in two.
         try:
-            async for line in self._proc.stdout:
-                if not line:  # docs/PLATFORM.md, "SSH sessions": a final '' can be yielded at EOF
-                    break
-                yield line.rstrip("\r\n")
+            async for line in read_lines(self._proc.stdout.read):
+                yield line
         except (asyncssh.Error, OSError) as exc:
             raise self._transport.lost(exc) from exc
 
     async def write(self, text: str) -> None:
         try:
-            self._proc.stdin.write(text)
+            self._proc.stdin.write(text.encode())
             await self._proc.stdin.drain()
         except (asyncssh.Error, OSError) as exc:
             raise self._transport.lost(exc) from exc
@@ -267,7 +269,7 @@ class SshTransport(Transport):
         # `exec` keeps the shell's pid, so the pid printed first is the command's own.
         command = f'echo "{_PID_TAG}$$" >&2; exec {shlex.join(argv)}'
         try:
-            proc = await conn.create_process(command, encoding="utf-8", errors="replace")
+            proc = await conn.create_process(command, encoding=None)  # bytes: lines are split here
         except (asyncssh.Error, OSError) as exc:
             raise self.lost(exc) from exc
         return SshAgentProcess(proc, self)
