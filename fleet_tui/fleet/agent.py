@@ -6,6 +6,7 @@ goes away closes it, and the agent stops). It is closed after `done`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import posixpath
@@ -22,9 +23,13 @@ EXIT_WAIT_S = 5.0
 """How long an agent gets to exit after `done` or SIGTERM before it is killed."""
 
 
-async def stop_agent(proc: AgentProcess) -> None:
-    """terminate, wait, then kill: the agent gets EXIT_WAIT_S to clean up."""
-    proc.terminate()
+async def stop_agent(proc: AgentProcess, *, at_once: bool = False) -> None:
+    """terminate, wait, then kill: the agent gets EXIT_WAIT_S to clean up. `at_once`: kill
+    without asking (a hung agent does not answer SIGTERM; a stopped one cannot)."""
+    if at_once:
+        proc.kill()
+    else:
+        proc.terminate()
     await proc.close_stdin()
     try:
         await proc.wait(EXIT_WAIT_S)
@@ -63,6 +68,8 @@ async def agent_events(
     job: Mapping[str, Any] | None = None,
     *,
     args: Sequence[str] = (),
+    idle_s: float | None = None,
+    deadline_s: float | None = None,
 ) -> AsyncGenerator[dict[str, Any], None]:
     """Run `<python> -u <pyz> <command>` on the node and yield its events up to and with `done`.
 
@@ -71,22 +78,49 @@ async def agent_events(
     and NodeError(AGENT_ERROR) when the agent exits without `done` (exit status and stderr tail).
     If the caller stops iterating or is cancelled, the agent is terminated, then killed.
     Use `contextlib.aclosing` when breaking out early, so that happens at once.
+
+    Liveness: `idle_s` bounds the silence between two lines, `deadline_s` the whole session
+    (from start). Past either, the agent is killed and NodeError(HUNG) raised: a stopped
+    process, or one that sleeps and ignores SIGTERM, is caught while its SSH session still
+    answers keepalives.
     """
     node = transport.node.name
     proc = await transport.start(agent_argv(transport.node.python, agent_remote_path, command, args))
     finished = False
+    hung = False
+    loop = asyncio.get_running_loop()
+    ends = None if deadline_s is None else loop.time() + deadline_s
     try:
         if job is not None:
             await proc.write(json.dumps(job, separators=(",", ":")) + "\n")
         lines = proc.lines()
         while True:
+            wait = idle_s
+            if ends is not None:
+                wait = (
+                    max(0.0, ends - loop.time()) if wait is None else min(wait, max(0.0, ends - loop.time()))
+                )
             try:
-                line = await anext(lines)
+                line = await asyncio.wait_for(anext(lines), wait)
                 if not line.strip():
                     continue
                 event = decode_event(line)
             except StopAsyncIteration:
                 break
+            except TimeoutError:
+                hung = True
+                past_deadline = ends is not None and loop.time() >= ends
+                raise NodeError(
+                    NodeErrorKind.HUNG,
+                    node,
+                    f"agent `{command}` "
+                    + (
+                        f"ran past the job's deadline of {deadline_s:g} s"
+                        if past_deadline
+                        else f"sent nothing for {idle_s:g} s (the longest silence the job allows)"
+                    )
+                    + "; killed it",
+                ) from None
             except ProtocolError as exc:  # a line past the limit, or one that is not an event
                 raise NodeError(
                     NodeErrorKind.PROTOCOL_ERROR,
@@ -119,4 +153,4 @@ async def agent_events(
         )
     finally:
         if not finished:
-            await stop_agent(proc)
+            await stop_agent(proc, at_once=hung)

@@ -13,6 +13,8 @@ class NodeErrorKind(StrEnum):
     HOST_KEY_CHANGED = "host_key_changed"
     AGENT_ERROR = "agent_error"
     PROTOCOL_ERROR = "protocol_error"
+    HUNG = "hung"
+    """The agent went silent past the job's liveness bound, or ran past its deadline (killed)."""
     BUSY = "busy"
     CONFIG = "config"
     CONTROLLER_ERROR = "controller_error"

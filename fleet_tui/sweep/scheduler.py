@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -64,6 +66,15 @@ BUSY_POLL_CAP_S: Final = 10.0
 END_PROBE_TIMEOUT_S: Final = 60.0
 TERMINATE_BUDGET_S: Final = 15.0
 """How long cancelled node tasks get to stop their agents (terminate, wait 5 s, kill, wait)."""
+
+LIVENESS_FLOOR_ENV: Final = "FLEET_TUI_LIVENESS_FLOOR_S"
+LIVENESS_FLOOR_S: Final = 300.0
+"""Silence every job may keep on top of what its spec implies: interpreter start, imports, a
+model load or compile, none of which the spec bounds. $FLEET_TUI_LIVENESS_FLOOR_S overrides it
+(seconds; tests make it small, a node with very slow model loads larger)."""
+SLOW_CALL_BUDGETS: Final = 10.0
+"""One inference may take this many times its bucket's budget before its silence counts as hung."""
+DEADLINE_MARGIN: Final = 2.0
 
 NODE_TEXT_CHARS: Final = 2000
 """How much of a node-supplied message or reason is kept in the store."""
@@ -146,6 +157,52 @@ class _Job:
     """Cells that got their cell_result in this job."""
 
 
+@dataclass(frozen=True)
+class JobBounds:
+    """How long one agent job may stay silent (`idle_s`) and run in all (`deadline_s`)."""
+
+    idle_s: float
+    deadline_s: float
+
+
+def job_bounds(spec: SweepSpec, cells: Sequence[CellRow], floor_s: float = LIVENESS_FLOOR_S) -> JobBounds:
+    """The liveness bounds of a job over `cells`, from its spec (docs/ROBUSTNESS.md, "Hung agents").
+
+    Silence: the longest gap the method leaves between two events (a cooldown, a wait for nominal
+    pressure, a warmup or measurement at its max_duration_s cap, one slow inference), plus the
+    floor. Deadline: the plan's per-cell estimate with warmup and measurement at their caps and
+    every wait taken in full, times DEADLINE_MARGIN, plus the floor.
+    """
+    m = spec.measure
+    budgets_s = [spec.budget_ms(c.workload, c.bucket) / 1000.0 for c in cells] or [0.0]
+    slow_call_s = SLOW_CALL_BUDGETS * max(budgets_s)
+    idle = floor_s + m.cooldown_s + m.wait_nominal_s + m.max_duration_s + slow_call_s
+    per_run = [
+        2 * m.max_duration_s + m.cooldown_s + m.wait_nominal_s + SLOW_CALL_BUDGETS * budget
+        for budget in budgets_s
+    ]
+    ceiling = sum(m.runs * run_s + m.sustained_minutes * 60.0 for run_s in per_run)
+    return JobBounds(idle_s=idle, deadline_s=floor_s + DEADLINE_MARGIN * ceiling)
+
+
+def liveness_floor(env: Mapping[str, str]) -> tuple[float, str | None]:
+    """The liveness floor from $FLEET_TUI_LIVENESS_FLOOR_S (or the default), and a warning when
+    the variable is set but not a usable number of seconds."""
+    raw = env.get(LIVENESS_FLOOR_ENV, "")
+    if not raw:
+        return LIVENESS_FLOOR_S, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 86_400:
+        return LIVENESS_FLOOR_S, (
+            f"{LIVENESS_FLOOR_ENV}={clean(raw, 40)!s} is not a number of seconds in (0, 86400]; "
+            f"using {LIVENESS_FLOOR_S:g} s"
+        )
+    return value, None
+
+
 def describe_holder(holder: object) -> str:
     """A lock holder dict as short text: "pid 123 on host (job run4-..., since ...)"."""
     if not isinstance(holder, Mapping):
@@ -187,6 +244,9 @@ class SweepScheduler:
         self._uploaded: dict[str, dict[str, str]] = {}  # node -> workload -> remote dir
         self._force_upload: set[tuple[str, str]] = set()
         self.counters = SweepCounters((), spec)
+        self.liveness_floor_s, warning = liveness_floor(os.environ)
+        if warning:
+            progress.emit("warning", message=warning)
 
     # -- the whole fleet --
 
@@ -394,7 +454,11 @@ class SweepScheduler:
         )
         report.jobs += 1
         order = EventOrder(job.cells)
-        async with contextlib.aclosing(agent_events(transport, remote_agent, "run", payload)) as events:
+        bounds = job_bounds(self.spec, todo, self.liveness_floor_s)
+        stream = agent_events(
+            transport, remote_agent, "run", payload, idle_s=bounds.idle_s, deadline_s=bounds.deadline_s
+        )
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
                 # Only what the node sent can be the node's fault: a store error or a bug below
                 # propagates as the controller's own error (never retried on, nor blamed on, a node).

@@ -16,7 +16,7 @@ from sshd import SshdFleet, keygen
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.fleet.transport import open_transport
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, SshSettings
+from fleet_tui.fleet.transport.base import MAX_OUTPUT_BYTES, NodeError, NodeErrorKind, SshSettings
 from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
 from fleet_tui.fleet.transport.ssh import SshTransport
 from node_agent.protocol import MAX_LINE_BYTES, ProtocolError
@@ -267,5 +267,20 @@ async def test_long_lines_arrive_whole_over_ssh_up_to_the_line_limit(sshd_fleet:
         with pytest.raises(ProtocolError, match="line limit"):
             await anext(lines)
         await proc.wait(30)
+    finally:
+        await transport.close()
+
+
+async def test_run_output_past_the_cap_is_refused_over_ssh(sshd_fleet: Factory) -> None:
+    fleet = sshd_fleet(1)
+    transport = open_transport(fleet.nodes[0], fleet.settings)
+    try:
+        with pytest.raises(NodeError) as info:
+            await transport.run(["sh", "-c", "yes zzzzzzzz"], timeout=60)
+        assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+        assert f"more than {MAX_OUTPUT_BYTES} bytes on stdout" in info.value.message
+        # The connection is still fine for the next command, and input still reaches it.
+        result = await transport.run(["cat"], input="still here", timeout=30)
+        assert (result.exit_status, result.stdout) == (0, "still here")
     finally:
         await transport.close()

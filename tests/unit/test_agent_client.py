@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import pytest
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.fleet.agent import agent_events
-from fleet_tui.fleet.transport.base import LineSplitter, NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.base import (
+    MAX_OUTPUT_BYTES,
+    STDERR_TAIL_CHARS,
+    LineSplitter,
+    NodeError,
+    NodeErrorKind,
+)
 from fleet_tui.fleet.transport.local import LocalTransport
 from node_agent.protocol import MAX_LINE_BYTES, ProtocolError
 
@@ -198,3 +205,53 @@ def test_line_splitter_refuses_a_line_past_its_limit_before_its_newline() -> Non
     splitter.feed(b"ok\n12345")
     with pytest.raises(ProtocolError, match="10-byte line limit"):
         splitter.feed(b"678901")
+
+
+async def test_run_output_past_the_cap_stops_the_command_and_names_the_limit(
+    transport: LocalTransport,
+) -> None:
+    flood = "import sys\nwhile True: sys.stdout.write('z' * 65536)"
+    with pytest.raises(NodeError) as info:
+        await transport.run([sys.executable, "-c", flood], timeout=60)
+    assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+    assert info.value.node == "local"
+    assert f"more than {MAX_OUTPUT_BYTES} bytes on stdout" in info.value.message
+
+
+async def test_run_keeps_output_under_the_cap_and_the_tail_of_stderr(transport: LocalTransport) -> None:
+    script = "import sys; sys.stdout.write(sys.stdin.read() * 2); sys.stderr.write('e' * 100000 + 'END')"
+    result = await transport.run([sys.executable, "-c", script], input="hi", timeout=60)
+    assert (result.exit_status, result.stdout) == (0, "hihi")
+    assert result.stderr.endswith("END") and len(result.stderr) == STDERR_TAIL_CHARS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "os.kill(os.getpid(), signal.SIGSTOP)",  # stopped: SIGTERM waits for a SIGCONT
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(1)",
+    ],
+    ids=["sigstop", "ignores-sigterm"],
+)
+async def test_a_silent_agent_is_hung_and_killed(
+    tmp_path: Path, transport: LocalTransport, body: str
+) -> None:
+    agent = _agent(tmp_path, 'import signal\nemit("hello", pid=os.getpid())\n' + body)
+    pid = None
+    with pytest.raises(NodeError) as info:
+        async for event in agent_events(transport, agent, "run", idle_s=1.0):
+            pid = event["pid"]
+    assert info.value.kind is NodeErrorKind.HUNG
+    assert "sent nothing for 1 s" in info.value.message
+    assert isinstance(pid, int) and not _alive(pid)
+
+
+async def test_an_agent_that_keeps_talking_is_stopped_at_the_deadline(
+    tmp_path: Path, transport: LocalTransport
+) -> None:
+    agent = _agent(tmp_path, 'while True:\n    emit("progress")\n    time.sleep(0.1)')
+    with pytest.raises(NodeError) as info:
+        async for _ in agent_events(transport, agent, "run", idle_s=5.0, deadline_s=1.0):
+            pass
+    assert info.value.kind is NodeErrorKind.HUNG
+    assert "ran past the job's deadline of 1 s" in info.value.message

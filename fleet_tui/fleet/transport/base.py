@@ -27,14 +27,21 @@ __all__ = [
     "SshSettings",
     "Transport",
     "as_node_error",
+    "OutputTooLong",
     "clip_tail",
+    "read_capped",
     "read_lines",
+    "read_tail",
 ]
 
 STDERR_TAIL_CHARS = 4000
 """How much of a command's stderr is kept (the tail is what explains a failure)."""
 
 READ_CHUNK_BYTES = 65536
+
+MAX_OUTPUT_BYTES = 1024 * 1024
+"""The most a run-to-completion command (`Transport.run`: checks, hashes, `$HOME`) may print on
+stdout; they print a line or two. More is a node fault, stopped before it fills our memory."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,10 @@ class Transport(ABC):
         input: str | None = None,  # noqa: A002 - name fixed by the shared interface
         timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
     ) -> CommandResult:
-        """Run argv to completion. A non-zero exit is a result, not an error."""
+        """Run argv to completion. A non-zero exit is a result, not an error.
+
+        stdout is kept up to MAX_OUTPUT_BYTES (more: the command is stopped and a NodeError names
+        the limit), stderr only its last STDERR_TAIL_CHARS bytes."""
 
     @abstractmethod
     async def start(self, argv: Sequence[str]) -> AgentProcess:
@@ -216,3 +226,37 @@ async def read_lines(
             yield line.decode("utf-8", "replace").rstrip("\r")
     if rest := splitter.end():
         yield rest.decode("utf-8", "replace").rstrip("\r")
+
+
+class OutputTooLong(Exception):
+    """A command printed more than its output limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+async def read_capped(read: Callable[[int], Awaitable[bytes]], limit: int = MAX_OUTPUT_BYTES) -> bytes:
+    """Everything `read(n)` gives until EOF, at most `limit` bytes; more raises OutputTooLong."""
+    data = bytearray()
+    while chunk := await read(READ_CHUNK_BYTES):
+        data += chunk
+        if len(data) > limit:
+            raise OutputTooLong(limit)
+    return bytes(data)
+
+
+async def read_tail(read: Callable[[int], Awaitable[bytes]], keep: int = STDERR_TAIL_CHARS) -> bytes:
+    """The last `keep` bytes of what `read(n)` gives until EOF (all of it is read and dropped)."""
+    tail = b""
+    while chunk := await read(READ_CHUNK_BYTES):
+        tail = (tail + chunk)[-keep:]
+    return tail
+
+
+def output_too_long(node: str, what: str, limit: int) -> NodeError:
+    return NodeError(
+        NodeErrorKind.PROTOCOL_ERROR,
+        node,
+        f"{what} printed more than {limit} bytes on stdout (the limit for a command's output); stopped it",
+    )

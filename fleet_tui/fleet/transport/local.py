@@ -18,8 +18,12 @@ from fleet_tui.fleet.transport.base import (
     CommandResult,
     NodeError,
     NodeErrorKind,
+    OutputTooLong,
     Transport,
+    output_too_long,
+    read_capped,
     read_lines,
+    read_tail,
 )
 
 if TYPE_CHECKING:
@@ -113,18 +117,37 @@ class LocalTransport(Transport):
         timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
     ) -> CommandResult:
         proc = await self._spawn(argv)
-        try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(input.encode() if input is not None else b""), timeout
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+
+        async def feed() -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it need not read
+                if input is not None:
+                    stdin.write(input.encode())
+                    await stdin.drain()
+                stdin.close()
+
+        async def complete() -> tuple[bytes, bytes]:
+            # Read as it comes (communicate() would hold all of it): stdout up to the cap.
+            _, out, err, _ = await asyncio.gather(
+                feed(), read_capped(stdout.read), read_tail(stderr.read), proc.wait()
             )
+            return out, err
+
+        try:
+            out, err = await asyncio.wait_for(complete(), timeout)
         except TimeoutError:
             raise NodeError(
                 NodeErrorKind.TIMEOUT, self.node.name, f"{argv[0]} did not finish within {timeout} s"
             ) from None
+        except OutputTooLong as exc:
+            raise output_too_long(self.node.name, f"`{argv[0]}`", exc.limit) from None
         finally:
-            if proc.returncode is None:  # timed out or cancelled: no orphan outlives the call
+            if proc.returncode is None:  # timed out, too long or cancelled: no orphan outlives the call
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 5.0)
         assert proc.returncode is not None
         return CommandResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 

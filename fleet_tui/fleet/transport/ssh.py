@@ -28,9 +28,13 @@ from fleet_tui.fleet.transport.base import (
     HostKeyInfo,
     NodeError,
     NodeErrorKind,
+    OutputTooLong,
     SshSettings,
     Transport,
+    output_too_long,
+    read_capped,
     read_lines,
+    read_tail,
 )
 from fleet_tui.fleet.transport.handshake import describe_target, handshake_slot, map_connect_error
 from fleet_tui.fleet.transport.hostkeys import (
@@ -239,22 +243,34 @@ class SshTransport(Transport):
 
     async def _run_command(self, command: str, input: str | None, timeout: float | None) -> CommandResult:  # noqa: A002, ASYNC109 - names fixed by the shared interface
         conn = await self._connection()
+
+        async def complete(process: asyncssh.SSHClientProcess[bytes]) -> tuple[bytes, bytes]:
+            if input is not None:
+                process.stdin.write(input.encode())
+            process.stdin.write_eof()
+            # Read as it comes (process.wait() would hold all of it): stdout up to the cap.
+            out, err = await asyncio.gather(read_capped(process.stdout.read), read_tail(process.stderr.read))
+            await process.wait_closed()
+            return out, err
+
         try:
-            process = await conn.create_process(command, input=input, errors="replace")
+            process = await conn.create_process(command, encoding=None)
             try:
-                result = await process.wait(check=False, timeout=timeout)
+                out, err = await asyncio.wait_for(complete(process), timeout)
             finally:
-                process.close()  # conn.run would leave the channel open after a timeout or cancel
-        except asyncssh.TimeoutError:
+                process.close()  # a timeout, cancel or cap must not leave the channel open
+        except TimeoutError:
             raise NodeError(
                 NodeErrorKind.TIMEOUT,
                 self.node.name,
                 f"command did not finish within {timeout} s: {command[:80]}",
             ) from None
+        except OutputTooLong as exc:
+            raise output_too_long(self.node.name, f"`{command[:80]}`", exc.limit) from None
         except (asyncssh.Error, OSError) as exc:
             raise self.lost(exc) from exc
-        code = result.returncode if result.returncode is not None else -1
-        return CommandResult(code, str(result.stdout or ""), str(result.stderr or ""))
+        code = process.returncode if process.returncode is not None else -1
+        return CommandResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     async def run(
         self,
