@@ -57,6 +57,21 @@ def check_hello(event: Mapping[str, Any], agent_remote_path: str, node: str) -> 
         )
 
 
+def bad_line(node: str, command: str, exc: ProtocolError) -> NodeError:
+    return NodeError(
+        NodeErrorKind.PROTOCOL_ERROR, node, f"agent `{command}` sent a bad line, stopped it: {exc}"
+    )
+
+
+def decode_line(line: str, node: str, command: str = "run") -> dict[str, Any]:
+    """One line from `node`'s agent as an event; a line that is not one is the node's
+    NodeError(PROTOCOL_ERROR) (`decode_event` raises nothing else, whatever the line)."""
+    try:
+        return decode_event(line)
+    except ProtocolError as exc:
+        raise bad_line(node, command, exc) from None
+
+
 def agent_argv(python: str, agent_remote_path: str, command: str, args: Sequence[str] = ()) -> list[str]:
     return [python, "-u", agent_remote_path, command, *args]
 
@@ -102,9 +117,6 @@ async def agent_events(
                 )
             try:
                 line = await asyncio.wait_for(anext(lines), wait)
-                if not line.strip():
-                    continue
-                event = decode_event(line)
             except StopAsyncIteration:
                 break
             except TimeoutError:
@@ -121,12 +133,11 @@ async def agent_events(
                     )
                     + "; killed it",
                 ) from None
-            except ProtocolError as exc:  # a line past the limit, or one that is not an event
-                raise NodeError(
-                    NodeErrorKind.PROTOCOL_ERROR,
-                    node,
-                    f"agent `{command}` sent a bad line, stopped it: {exc}",
-                ) from None
+            except ProtocolError as exc:  # a line past the line limit
+                raise bad_line(node, command, exc) from None
+            if not line.strip():
+                continue
+            event = decode_line(line, node, command)
             if event["type"] == "hello":
                 check_hello(event, agent_remote_path, node)
             if event["type"] == "done":

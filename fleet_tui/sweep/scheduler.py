@@ -48,7 +48,7 @@ from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.store import RESULT_STATUSES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
 from fleet_tui.sweep.counters import SweepCounters, phase_text
-from fleet_tui.sweep.events import BadEvent, EventOrder, Progress, check_content
+from fleet_tui.sweep.events import BadEvent, EventOrder, Progress, SampleBudget, check_content
 from fleet_tui.sweep.plan import build_plan
 from node_agent.protocol import AgentExit, CellResultEvent, SamplesEvent, ThermalEvent
 
@@ -141,7 +141,7 @@ class SweepResult:
 
 
 @dataclass
-class _Job:
+class Job:
     """One running agent job: its cells by wire id and what it told us."""
 
     cells: dict[str, CellRow]
@@ -203,6 +203,14 @@ def liveness_floor(env: Mapping[str, str]) -> tuple[float, str | None]:
     return value, None
 
 
+@dataclass
+class JobChecks:
+    """The checks of one job's event stream."""
+
+    order: EventOrder
+    budget: SampleBudget
+
+
 def describe_holder(holder: object) -> str:
     """A lock holder dict as short text: "pid 123 on host (job run4-..., since ...)"."""
     if not isinstance(holder, Mapping):
@@ -255,9 +263,7 @@ class SweepScheduler:
         by_node: dict[str, list[CellRow]] = {}
         for cell in cells:
             by_node.setdefault(cell.node, []).append(cell)
-            self.state[cell.id] = cell.state
-            self.attempts[cell.id] = cell.attempts
-        self.counters = SweepCounters(cells, self.spec)
+        self.adopt(cells)
         tasks = [
             asyncio.create_task(self._node_task(self.nodes[name], node_cells), name=f"sweep:{name}")
             for name, node_cells in by_node.items()
@@ -271,6 +277,13 @@ class SweepScheduler:
             if tasks:
                 await asyncio.wait(tasks, timeout=TERMINATE_BUDGET_S)
         return self.reports
+
+    def adopt(self, cells: Sequence[CellRow]) -> None:
+        """Take `cells` (as stored) as the ones this scheduler runs and counts."""
+        for cell in cells:
+            self.state[cell.id] = cell.state
+            self.attempts[cell.id] = cell.attempts
+        self.counters = SweepCounters(cells, self.spec)
 
     # -- one node --
 
@@ -322,7 +335,7 @@ class SweepScheduler:
             if attempt >= scheduler.max_attempts:
                 return True  # cells keep their failed state; the run is incomplete
             attempt += 1
-            job = _Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
+            job = Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
             try:
                 await self._run_job(node, workload, job, attempt, report)
             except NodeError as exc:
@@ -376,7 +389,7 @@ class SweepScheduler:
             return True
         return state == "failed" and self.attempts[cell.id] < self.spec.scheduler.max_attempts
 
-    def _close_job(self, node: Node, job: _Job, state: str, reason: str) -> None:
+    def _close_job(self, node: Node, job: Job, state: str, reason: str) -> None:
         """Mark the job's cells without a result of their own `state` (lost / failed).
 
         A cell the agent never started still spent an attempt in this job: it is counted here.
@@ -432,7 +445,7 @@ class SweepScheduler:
             )
         return transport, remote_agent, uploaded[workload]
 
-    async def _run_job(self, node: Node, workload: str, job: _Job, attempt: int, report: NodeReport) -> None:
+    async def _run_job(self, node: Node, workload: str, job: Job, attempt: int, report: NodeReport) -> None:
         """One agent job over `job.cells`; what it says is stored as it arrives. Raises NodeError."""
         transport, remote_agent, artifact_dir = await self._prepare(node, workload, report)
         todo = list(job.cells.values())
@@ -453,25 +466,14 @@ class SweepScheduler:
             cells=[c.key for c in todo],
         )
         report.jobs += 1
-        order = EventOrder(job.cells)
+        checks = JobChecks(EventOrder(job.cells), SampleBudget(self.spec.measure))
         bounds = job_bounds(self.spec, todo, self.liveness_floor_s)
         stream = agent_events(
             transport, remote_agent, "run", payload, idle_s=bounds.idle_s, deadline_s=bounds.deadline_s
         )
         async with contextlib.aclosing(stream) as events:
             async for event in events:
-                # Only what the node sent can be the node's fault: a store error or a bug below
-                # propagates as the controller's own error (never retried on, nor blamed on, a node).
-                try:
-                    order.check(event)
-                    check_content(event)
-                except BadEvent as exc:
-                    raise NodeError(
-                        NodeErrorKind.PROTOCOL_ERROR,
-                        node.name,
-                        f"agent sent a bad {event['type']!r} event: {exc}",
-                    ) from None
-                self._handle(node, job, event, report)
+                self.ingest(node, job, checks, event, report)
         if job.hello_at is not None:
             report.agent_s += time.perf_counter() - job.hello_at
         if job.busy_holder is None:
@@ -479,11 +481,29 @@ class SweepScheduler:
             why = "; ".join(job.errors) or "the agent finished without a result for this cell"
             self._close_job(node, job, "failed", why)
 
-    def _cell(self, job: _Job, event: Mapping[str, Any]) -> CellRow:
+    def ingest(
+        self, node: Node, job: Job, checks: JobChecks, event: dict[str, Any], report: NodeReport
+    ) -> None:
+        """One decoded event of a running job: checked against the job (order, content, the spec's
+        ceilings), then stored. A violation raises NodeError(PROTOCOL_ERROR) before anything of
+        the event is stored or shown."""
+        try:
+            checks.order.check(event)
+            check_content(event)
+            checks.budget.check(event)
+        except BadEvent as exc:
+            raise NodeError(
+                NodeErrorKind.PROTOCOL_ERROR, node.name, f"agent sent a bad {event['type']!r} event: {exc}"
+            ) from None
+        # Only what the node sent can be the node's fault: a store error or a bug below
+        # propagates as the controller's own error (never retried on, nor blamed on, a node).
+        self._handle(node, job, event, report)
+
+    def _cell(self, job: Job, event: Mapping[str, Any]) -> CellRow:
         # EventOrder has checked that the cell is one of this job's.
         return job.cells[event["cell_id"]]
 
-    def _handle(self, node: Node, job: _Job, event: dict[str, Any], report: NodeReport) -> None:
+    def _handle(self, node: Node, job: Job, event: dict[str, Any], report: NodeReport) -> None:
         kind = event["type"]
         if kind == "samples":
             # Checked by decode_event (types, int64 ranges) and EventOrder (after cell_started,
@@ -556,7 +576,7 @@ class SweepScheduler:
             if event.get("exit_code") == AgentExit.BUSY and job.busy_holder is None:
                 job.busy_holder = {"holder": f"unknown (agent exit {int(AgentExit.BUSY)})"}
 
-    def _cell_result(self, node: Node, job: _Job, event: Mapping[str, Any], report: NodeReport) -> None:
+    def _cell_result(self, node: Node, job: Job, event: Mapping[str, Any], report: NodeReport) -> None:
         result = cast(CellResultEvent, event)
         cell = self._cell(job, result)
         status = result["status"]
