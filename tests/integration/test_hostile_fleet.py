@@ -160,3 +160,25 @@ def test_a_hostile_ssh_fleet_cannot_break_the_controller(
     for node in nodes[1:]:
         heal(Path(node.python))
     _resume(db, inventory, run_id, hostile_env, known_hosts)
+
+
+PROBE_MAX_RSS_MB = 150
+"""`probe` of one node whose checks print 400 MB: about 30 MB here (825 MB before the output cap)."""
+
+
+def test_a_node_printing_400_mb_on_a_check_leaves_the_controller_small(
+    sweep_env: dict[str, str], tmp_path: Path
+) -> None:
+    flood = Node(
+        name="flood",
+        host="localhost",
+        transport="local",
+        python=str(fake_python(tmp_path / "fake", "check_flood")),
+        source="test",
+    )
+    inventory, _, _ = write_setup(tmp_path, [flood], SPEC)
+    code, output, rss_mb = _sweep(["probe", "--inventory", str(inventory)], sweep_env)
+    assert code == 3, output
+    assert "flood" in output and "printed more than 1048576 bytes on stdout" in output, output
+    assert "zzzz" not in output  # the flood itself is never echoed
+    assert rss_mb < PROBE_MAX_RSS_MB, f"controller peak RSS {rss_mb} MB"
