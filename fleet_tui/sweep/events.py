@@ -3,7 +3,9 @@
 `decode_event` (node_agent.protocol) checks each line alone; `EventOrder` checks the stream of one
 job: nothing about cells before `hello`, no samples for a cell before its `cell_started` or after
 its `cell_result`, one `cell_started` and one `cell_result` per cell, only the job's own cells.
-A violation is the node's protocol error (`BadEvent`), never the controller's.
+`check_content` checks what a reader relies on inside an event, and `SampleBudget` what the
+spec allows a job to send (docs/ROBUSTNESS.md). A violation is the node's protocol error
+(`BadEvent`), never the controller's.
 """
 
 from __future__ import annotations
