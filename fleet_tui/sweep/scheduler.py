@@ -16,10 +16,11 @@ Faults are the node's, never the run's: a NodeError (SSH drop, crash, bad JSON, 
 content) marks the job's cells without a result `lost` and the job is retried with exponential
 backoff up to scheduler.max_attempts; a node still failing is declared lost (its remaining
 cells stay `lost`) while the others continue. An agent silent past its job's liveness bound or
-running past its deadline (`job_bounds`) is such a fault too (kind `hung`). A cell the agent reports `failed` is re-run while
-its stored attempts (every job that held it counts) are below scheduler.max_attempts. A node
-whose agent says `busy` is polled with backoff up to scheduler.busy_wait_s (on_busy = "wait")
-or skipped (on_busy = "skip"), its cells `lost` with reason "busy: held by ...".
+running past its deadline (`job_bounds`) is such a fault too (kind `hung`). A cell the agent
+reports `failed` is re-run while its stored attempts (every job that held it counts) are below
+scheduler.max_attempts. A node whose agent says `busy` is polled with backoff up to
+scheduler.busy_wait_s (on_busy = "wait") or skipped (on_busy = "skip"), its cells `lost` with
+reason "busy: held by ...".
 
 `run_sweep` drives a whole sweep: start probes (facts snapshots, which also decide unsupported
 cells), the run and its cells in the store, the node tasks, end probes, gates, run status.
