@@ -1,9 +1,11 @@
 """A deliberately misbehaving node agent (fake): run as `<python> fake_agent.py MODE AGENT.pyz`.
 
-`fake_python` writes the node's `python`: a shell script that runs this fake for the agent's
-`run` command, and the real interpreter for everything else (so probe and deploy work), except
-in mode `check_flood`, where every `python -c` check prints 400 MB. The mode is read from a file
-beside the script at each call, so a test can heal the node (`heal`) before resuming the run.
+`fake_python` writes the node's `python`: a shell script that runs this fake for the agent
+(which misbehaves in its `run` command and hands every other command to the real agent) and the
+real interpreter for everything else (so deploy works), except in mode `check_flood`, where every
+`python -c` check prints 400 MB, and `probe_flood`, whose `probe` sends 5,000 events. The mode
+is read from a file beside the script at each call, so a test can heal the node (`heal`) before
+resuming the run.
 
 Modes: after a valid `hello` (naming the deployed agent) and `cell_started` for the job's first
 cell, the fake sends one kind of bad input, then sleeps until the controller stops it:
@@ -20,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-MODES = ("deep_json", "huge_ints", "wrong_types", "long_line", "hung", "flood", "check_flood")
+MODES = ("deep_json", "huge_ints", "wrong_types", "long_line", "hung", "flood", "check_flood", "probe_flood")
 LINE_LIMIT = 16 * 1024 * 1024
 CHECK_FLOOD_MB = 400
 
@@ -37,8 +39,8 @@ def fake_python(directory: Path, mode: str, *, home: Path | None = None) -> Path
         + (f"export HOME={home}\n" if home is not None else "")
         + f'mode=$(cat "{directory / "mode"}")\n'
         + f'if [ "$mode" = check_flood ] && [ "$1" = -c ]; then exec {sys.executable} -c "{flood}"; fi\n'
-        + 'if [ "$mode" != healthy ] && [ "$3" = run ]; then\n'
-        + f'  exec {sys.executable} {__file__} "$mode" "$2"\nfi\n'
+        + 'if [ "$mode" != healthy ] && [ "$1" = -u ]; then\n'
+        + f'  exec {sys.executable} {__file__} "$mode" "$2" "$3"\nfi\n'
         + f'exec {sys.executable} "$@"\n'
     )
     script.chmod(0o755)
@@ -55,10 +57,18 @@ def _emit(line: str | dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-def main(mode: str, agent_path: str) -> None:
+def main(mode: str, agent_path: str, command: str) -> None:
+    if command != ("probe" if mode == "probe_flood" else "run"):
+        os.execv(sys.executable, [sys.executable, "-u", agent_path, command])  # the real agent
+    sha = Path(agent_path).name.removeprefix("agent-").removesuffix(".pyz")
+    if mode == "probe_flood":
+        _emit({"schema": 1, "type": "hello", "agent_sha": sha})
+        for _ in range(5000):
+            _emit({"schema": 1, "type": "progress"})
+        _emit({"schema": 1, "type": "done", "ok": True, "exit_code": 0})
+        return
     job = json.loads(sys.stdin.readline())
     cell = job["cells"][0]["cell_id"]
-    sha = Path(agent_path).name.removeprefix("agent-").removesuffix(".pyz")
     _emit({"schema": 1, "type": "hello", "agent_sha": sha})
     _emit({"schema": 1, "type": "cell_started", "cell_id": cell})
     if mode == "deep_json":
@@ -80,4 +90,4 @@ def main(mode: str, agent_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -26,6 +26,7 @@ from sshd import SshdFleet
 from sweep_harness import local_node, spec_text, write_setup
 
 from fleet_tui.config.inventory import Node
+from fleet_tui.fleet.session import COMMAND_MAX_EVENTS
 from fleet_tui.store import Store
 from fleet_tui.sweep.scheduler import LIVENESS_FLOOR_ENV
 
@@ -182,3 +183,17 @@ def test_a_node_printing_400_mb_on_a_check_leaves_the_controller_small(
     assert "flood" in output and "printed more than 1048576 bytes on stdout" in output, output
     assert "zzzz" not in output  # the flood itself is never echoed
     assert rss_mb < PROBE_MAX_RSS_MB, f"controller peak RSS {rss_mb} MB"
+
+
+def test_a_probe_that_never_stops_talking_is_cut_off(sweep_env: dict[str, str], tmp_path: Path) -> None:
+    chatty = Node(
+        name="chatty",
+        host="localhost",
+        transport="local",
+        python=str(fake_python(tmp_path / "fake", "probe_flood")),
+        source="test",
+    )
+    inventory, _, _ = write_setup(tmp_path, [chatty], SPEC)
+    code, output, _ = _sweep(["probe", "--inventory", str(inventory)], sweep_env)
+    assert code == 3, output
+    assert f"sent more than {COMMAND_MAX_EVENTS} events" in output, output

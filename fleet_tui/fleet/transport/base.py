@@ -250,7 +250,7 @@ async def read_tail(read: Callable[[int], Awaitable[bytes]], keep: int = STDERR_
     """The last `keep` bytes of what `read(n)` gives until EOF (all of it is read and dropped)."""
     tail = b""
     while chunk := await read(READ_CHUNK_BYTES):
-        tail = (tail + chunk)[-keep:]
+        tail = (tail + chunk)[-keep:] if keep > 0 else b""
     return tail
 
 

@@ -10,7 +10,7 @@ import shutil
 import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from fleet_tui.fleet.transport.base import (
     STDERR_TAIL_CHARS,
@@ -81,6 +81,11 @@ class LocalAgentProcess(AgentProcess):
         code = await asyncio.wait_for(self._proc.wait(), timeout)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        # What a stopped agent left unread (a flood, an endless line) is dropped: the subprocess
+        # transport only closes itself once its pipes have ended.
+        assert self._proc.stdout is not None
+        with contextlib.suppress(asyncio.TimeoutError, RuntimeError):  # RuntimeError: a reader is waiting
+            await asyncio.wait_for(read_tail(self._proc.stdout.read, 0), 1.0)
         return code
 
     def stderr_text(self) -> str:
@@ -127,12 +132,17 @@ class LocalTransport(Transport):
                     await stdin.drain()
                 stdin.close()
 
+        # Read as it comes (communicate() would hold all of it): stdout up to the cap.
+        reading = [
+            asyncio.create_task(feed()),
+            asyncio.create_task(read_capped(stdout.read)),
+            asyncio.create_task(read_tail(stderr.read)),
+        ]
+
         async def complete() -> tuple[bytes, bytes]:
-            # Read as it comes (communicate() would hold all of it): stdout up to the cap.
-            _, out, err, _ = await asyncio.gather(
-                feed(), read_capped(stdout.read), read_tail(stderr.read), proc.wait()
-            )
-            return out, err
+            _, out, err = await asyncio.gather(*reading)
+            await proc.wait()
+            return cast(bytes, out), cast(bytes, err)
 
         try:
             out, err = await asyncio.wait_for(complete(), timeout)
@@ -146,8 +156,15 @@ class LocalTransport(Transport):
             if proc.returncode is None:  # timed out, too long or cancelled: no orphan outlives the call
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 5.0)
+            for task in reading:
+                task.cancel()
+            await asyncio.gather(*reading, return_exceptions=True)  # each stream has one reader
+            # Read the pipes to their end (a few kB once the command is gone): the subprocess
+            # transport only closes itself when both have ended and the process has exited.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(read_tail(stdout.read, 0), read_tail(stderr.read, 0), proc.wait()), 5.0
+                )
         assert proc.returncode is not None
         return CommandResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
