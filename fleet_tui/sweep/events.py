@@ -75,6 +75,8 @@ MAX_SAMPLE_RATE: Final = 20_000.0
 max_samples / max_duration_s is faster: a latency-mode call takes >= 200 us (else the agent
 batches calls, >= 10 ms a sample), so an honest node stays under 5,000/s."""
 THERMAL_SLACK: Final = 50
+MAX_MESSAGES: Final = 1000
+"""Warnings and errors one job may send: each is shown to the operator, and errors are kept."""
 
 
 class SampleBudget:
@@ -84,6 +86,7 @@ class SampleBudget:
     Per run (0 <= run < runs): warmup <= warmup_max + the stability window; measure <= max_samples
     and, without its longest sample, <= max_duration_s; sustained <= its duration and rate; thermal
     points <= two per 5 s of sustained phase and wait for nominal. Each with SAMPLE_MARGIN and slack.
+    Per job: at most MAX_MESSAGES warnings and errors.
     """
 
     def __init__(self, measure: MeasureSpec) -> None:
@@ -92,6 +95,7 @@ class SampleBudget:
         self.sums: dict[tuple[str, int, str], int] = {}
         self.longest: dict[tuple[str, int, str], int] = {}
         self.thermal: dict[tuple[str | None, int | None], int] = {}
+        self.messages = 0
 
     def _ceilings(self) -> dict[str, tuple[float, float | None]]:
         """phase -> (most samples, most seconds or None)."""
@@ -106,6 +110,10 @@ class SampleBudget:
 
     def check(self, event: Mapping[str, Any]) -> None:
         kind = event["type"]
+        if kind in ("warning", "error"):
+            self.messages += 1
+            if self.messages > MAX_MESSAGES:
+                raise BadEvent(f"more than {MAX_MESSAGES} warnings and errors in one job")
         if kind == "thermal":
             self._check_thermal(event)
         if kind != "samples":

@@ -24,7 +24,7 @@ from fleet_tui.config.spec import SweepSpec, parse_spec
 from fleet_tui.fleet.agent import decode_line
 from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 from fleet_tui.store import Store
-from fleet_tui.sweep.events import BadEvent, EventOrder, Progress, SampleBudget
+from fleet_tui.sweep.events import MAX_MESSAGES, BadEvent, EventOrder, Progress, SampleBudget
 from fleet_tui.sweep.plan import build_plan
 from fleet_tui.sweep.scheduler import (
     LIVENESS_FLOOR_ENV,
@@ -216,6 +216,14 @@ def test_the_sample_budget_allows_what_the_spec_allows() -> None:
             )
     with pytest.raises(BadEvent, match="max_samples"):
         budget.check({"type": "samples", "cell_id": "7", "run": 0, "phase": "measure", "ns": [1] * 400})
+
+
+def test_a_job_may_send_a_bounded_number_of_warnings_and_errors(harness: Harness) -> None:
+    first, _ = harness.cell_ids
+    chatter = [line("warning", code="w", message="m")] * MAX_MESSAGES
+    assert (
+        harness.feed([*job_start(first), *chatter, line("error", code="e", message="m")]) == 2 + MAX_MESSAGES
+    )
 
 
 def test_job_bounds_follow_the_spec_and_the_floor() -> None:
