@@ -45,7 +45,8 @@ HOSTILE = {
     "check_flood": "more than 1048576 bytes on stdout",
 }
 MAX_RSS_MB = 300
-"""The controller's peak RSS over a sweep of 8 nodes, one printing 400 MB (70 MB local, 113 MB over sshd here)."""
+"""The controller's peak RSS over a sweep of 8 nodes, one printing 400 MB: 70 MB local, 113 MB
+over sshd here."""
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 # A 50 ms budget keeps the hung-agent bound short: floor + max_duration_s + 10 x 50 ms.
 SPEC = spec_text(workloads=(("mlp", (("b1", 50.0),)),))
