@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -340,19 +341,28 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""JSON's \\uD800 escapes decode to lone surrogates: not text (UTF-8 cannot encode them)."""
+
+
 def _nested_problem(obj: object) -> str | None:
-    """What is wrong with any value inside `obj`, or None: nesting past MAX_DEPTH, or an integer
-    outside int64 (anywhere: the controller stores, sums and converts these to float later)."""
+    """What is wrong with any value inside `obj`, or None: nesting past MAX_DEPTH, an integer
+    outside int64 (anywhere: the controller stores, sums and converts these to float later), or
+    a string or key with a lone surrogate (the store could not write it)."""
     stack: list[tuple[object, int]] = [(obj, 0)]
     while stack:
         value, depth = stack.pop()
         if isinstance(value, dict):
+            if any(_SURROGATE.search(key) for key in value):
+                return "has a key that is not valid Unicode (a lone surrogate)"
             children: Iterable[object] = value.values()
         elif isinstance(value, list):
             children = value
         else:
             if _is_int(value) and not -INT64_MAX - 1 <= cast(int, value) <= INT64_MAX:
                 return f"holds the integer {_short(value)}, outside int64"
+            if isinstance(value, str) and _SURROGATE.search(value):
+                return "holds a string that is not valid Unicode (a lone surrogate)"
             continue
         if depth >= MAX_DEPTH:
             return f"nests deeper than {MAX_DEPTH} levels"

@@ -50,7 +50,7 @@ class EventOrder:
         if cell_id is None or kind not in CELL_EVENTS:
             return
         if cell_id not in self.cell_ids:
-            raise BadEvent(f"cell_id {cell_id!r} is not in this job")
+            raise BadEvent(f"cell_id {_short(cell_id)} is not in this job")
         if cell_id in self.finished and kind != "progress":
             raise BadEvent(f"{kind} for cell {cell_id} after its cell_result")
         if kind == "cell_started":

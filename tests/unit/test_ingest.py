@@ -167,6 +167,8 @@ def test_a_normal_job_is_stored(harness: Harness) -> None:
         (line("cell_result", cell_id="{c}", status="ok", summary={"p95": -1.0}), "summary.p95"),
         (line("cell_result", cell_id="{c}", status="ok", summary={"p50": 10**400}), "int64"),
         (line("hello"), "second hello"),
+        (line("cell_result", cell_id="{c}", status="failed", reason="\ud800"), "lone surrogate"),
+        (line("error", code="x", message="\udfff"), "lone surrogate"),
     ],
     ids=lambda value: str(value)[:40],
 )
@@ -200,6 +202,12 @@ def test_samples_after_the_cells_result_are_refused(harness: Harness) -> None:
 def test_a_stream_without_hello_is_refused(harness: Harness, stream: list[str]) -> None:
     first, _ = harness.cell_ids
     assert harness.feed([s.replace("{c}", first) for s in stream]) == 0
+
+
+def test_a_huge_unknown_cell_id_is_refused_with_a_short_reason(harness: Harness) -> None:
+    first, _ = harness.cell_ids
+    assert harness.feed([*job_start(first), line("cell_started", cell_id="x" * 1_000_000)]) == 2
+    assert harness.last_error is not None and len(harness.last_error.message) < 500
 
 
 def test_a_tampered_agent_may_say_why_before_hello(harness: Harness) -> None:
@@ -262,7 +270,8 @@ json_scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=20),
+    # Lone surrogates too: JSON can spell them (\ud800), UTF-8 and so the store cannot.
+    st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=20),
 )
 json_values = st.recursive(
     json_scalars,

@@ -61,6 +61,9 @@ BAD_LINES = {
     "nested-past-max-depth": line("facts", facts={"x": json.loads("[" * 40 + "]" * 40)}),
     "int-past-int64-in-summary": line("cell_result", cell_id="7", status="ok", summary={"p50": 10**400}),
     "int-past-int64-in-facts": line("facts", facts={"memory": -(2**63) - 1}),
+    "lone-surrogate-in-reason": '{"schema": 1, "type": "cell_result", "cell_id": "7", "status": "failed", '
+    '"reason": "\\ud800"}',
+    "lone-surrogate-in-a-key": '{"schema": 1, "type": "facts", "facts": {"\\udfff": 1}}',
     "too-long": '{"schema": 1, "type": "facts", "facts": {"x": "' + "a" * (MAX_LINE_BYTES + 1) + '"}}',
 }
 
