@@ -343,7 +343,7 @@ class SweepScheduler:
                 await self._run_job(node, workload, job, attempt, report)
             except NodeError as exc:
                 report.error = f"{exc.kind}: {exc.message}"
-                self._close_job(node, job, "lost", report.error)
+                self.close_job(node, job, "lost", report.error)
                 await self.connections.drop(node)
                 if attempt >= scheduler.max_attempts or exc.kind in NEVER_RETRIED:
                     report.lost = True
@@ -392,7 +392,7 @@ class SweepScheduler:
             return True
         return state == "failed" and self.attempts[cell.id] < self.spec.scheduler.max_attempts
 
-    def _close_job(self, node: Node, job: Job, state: str, reason: str) -> None:
+    def close_job(self, node: Node, job: Job, state: str, reason: str) -> None:
         """Mark the job's cells without a result of their own `state` (lost / failed).
 
         A cell the agent never started still spent an attempt in this job: it is counted here.
@@ -477,12 +477,16 @@ class SweepScheduler:
         async with contextlib.aclosing(stream) as events:
             async for event in events:
                 self.ingest(node, job, checks, event, report)
+        self.end_job(node, job, report)
+
+    def end_job(self, node: Node, job: Job, report: NodeReport) -> None:
+        """The agent finished the job (its stream ended with `done`)."""
         if job.hello_at is not None:
             report.agent_s += time.perf_counter() - job.hello_at
         if job.busy_holder is None:
-            # The agent finished: a cell it said nothing final about failed in this attempt.
+            # A cell it said nothing final about failed in this attempt.
             why = "; ".join(job.errors) or "the agent finished without a result for this cell"
-            self._close_job(node, job, "failed", why)
+            self.close_job(node, job, "failed", why)
 
     def ingest(
         self, node: Node, job: Job, checks: JobChecks, event: dict[str, Any], report: NodeReport

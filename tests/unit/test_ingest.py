@@ -110,7 +110,10 @@ class Harness:
                 assert self.rows() == before, f"a refused line wrote to the store: {text[:200]!r}"
                 self.rejected += 1
                 self.last_error = exc
+                # As the scheduler does with a lost job: its cells without a result are lost.
+                self.scheduler.close_job(NODE, job, "lost", f"{exc.kind}: {exc.message}")
                 return index
+        self.scheduler.end_job(NODE, job, report)  # the stream ended: what the node said is kept
         return None
 
     def close(self) -> None:
@@ -273,6 +276,12 @@ json_scalars = st.one_of(
     # Lone surrogates too: JSON can spell them (\ud800), UTF-8 and so the store cannot.
     st.text(st.one_of(st.characters(), st.characters(categories=["Cs"])), max_size=20),
 )
+hostile_text = st.one_of(
+    st.text(st.characters(categories=["Cs", "Cc", "Cf", "Zl"]), min_size=1, max_size=8),
+    st.sampled_from(["\x1b[2J\x1b]0;pwned\x07", "\ud800", "a\x00b", "x" * 100_000]),
+)
+"""Strings a node may send where text belongs: surrogates, control and format characters, NUL,
+escape sequences, 100 kB."""
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -304,10 +313,12 @@ def mutated_line(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     """A well-formed event with one field replaced, removed or added (the outcome is open)."""
     kind = draw(st.sampled_from(sorted(TEMPLATES)))
     fields = dict(TEMPLATES[kind])
-    action = draw(st.sampled_from(["replace", "remove", "add", "keep"]))
+    action = draw(st.sampled_from(["replace", "text", "remove", "add", "keep"]))
     names = sorted(fields)
     if action == "replace" and names:
         fields[draw(st.sampled_from(names))] = draw(json_values)
+    elif action == "text" and names:
+        fields[draw(st.sampled_from(names))] = draw(hostile_text)
     elif action == "remove" and names:
         fields.pop(draw(st.sampled_from(names)))
     elif action == "add":
