@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import IntEnum
-from typing import IO, Any, Final, Literal, NotRequired, TypedDict
+from typing import IO, Any, Final, Literal, NotRequired, TypedDict, cast
 
 SCHEMA: Final = 1
 """Bumped when a field is removed or changes meaning; see the history above."""
@@ -65,6 +66,10 @@ longer line is garbage, not a sample batch (batches are a few hundred kB)."""
 
 INT64_MAX: Final = 2**63 - 1
 """Integers that the controller stores (timestamps, sample durations) must fit SQLite's int64."""
+
+MAX_DEPTH: Final = 32
+"""How deeply objects and lists may nest inside an event (facts and summaries use under 10). A
+deeper value is garbage that would only blow the stack of whoever walks it later."""
 
 SAMPLE_PHASES: Final = ("warmup", "measure", "sustained")
 RESULT_STATUSES: Final = ("ok", "unsupported", "failed")
@@ -384,6 +389,35 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""JSON's \\uD800 escapes decode to lone surrogates: not text (UTF-8 cannot encode them)."""
+
+
+def _nested_problem(obj: object) -> str | None:
+    """What is wrong with any value inside `obj`, or None: nesting past MAX_DEPTH, an integer
+    outside int64 (anywhere: the controller stores, sums and converts these to float later), or
+    a string or key with a lone surrogate (the store could not write it)."""
+    stack: list[tuple[object, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if any(_SURROGATE.search(key) for key in value):
+                return "has a key that is not valid Unicode (a lone surrogate)"
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            if _is_int(value) and not -INT64_MAX - 1 <= cast(int, value) <= INT64_MAX:
+                return f"holds the integer {_short(value)}, outside int64"
+            if isinstance(value, str) and _SURROGATE.search(value):
+                return "holds a string that is not valid Unicode (a lone surrogate)"
+            continue
+        if depth >= MAX_DEPTH:
+            return f"nests deeper than {MAX_DEPTH} levels"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def validate_event(obj: object, text: str = "") -> Event:
     """`obj` (parsed JSON) as a checked event. Raises ProtocolError naming the first bad field."""
     line = text or _short(obj)
@@ -406,6 +440,9 @@ def validate_event(obj: object, text: str = "") -> Event:
             problem = check(obj[name])
             if problem is not None:
                 raise ProtocolError(f"{event_type}.{name} {problem}", line)
+    problem = _nested_problem(obj)
+    if problem is not None:
+        raise ProtocolError(f"{event_type} event {problem}", line)
     return obj
 
 

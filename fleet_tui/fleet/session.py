@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from fleet_tui.config.settings import SshSettings
 from fleet_tui.fleet.agent import agent_events
@@ -115,6 +115,13 @@ class FleetConnections:
         await self.close()
 
 
+COMMAND_IDLE_S: Final = 120.0
+"""The longest silence of a short agent command (probe, version): facts take a few seconds."""
+COMMAND_DEADLINE_S: Final = 600.0
+COMMAND_MAX_EVENTS: Final = 1000
+"""A probe sends three events; a node sending thousands is not answering the question."""
+
+
 async def run_agent_command(
     node: Node, connections: FleetConnections, command: str
 ) -> tuple[Transport, DeployResult, dict[str, Any] | None, list[dict[str, Any]]]:
@@ -128,9 +135,16 @@ async def run_agent_command(
     events: list[dict[str, Any]] = []
     errors: list[str] = []
     busy = False
-    async with contextlib.aclosing(agent_events(transport, remote, command)) as stream:
-        async for event in stream:
+    stream = agent_events(transport, remote, command, idle_s=COMMAND_IDLE_S, deadline_s=COMMAND_DEADLINE_S)
+    async with contextlib.aclosing(stream) as events_in:
+        async for event in events_in:
             kind = event["type"]
+            if len(events) >= COMMAND_MAX_EVENTS:
+                raise NodeError(
+                    NodeErrorKind.PROTOCOL_ERROR,
+                    node.name,
+                    f"agent `{command}` sent more than {COMMAND_MAX_EVENTS} events; stopped it",
+                )
             if kind == "hello":
                 hello = event
             elif kind == "error":

@@ -15,6 +15,8 @@ class NodeErrorKind(StrEnum):
     """The server presents a key known_hosts marks @revoked: refused, never trusted."""
     AGENT_ERROR = "agent_error"
     PROTOCOL_ERROR = "protocol_error"
+    HUNG = "hung"
+    """The agent went silent past the job's liveness bound, or ran past its deadline (killed)."""
     BUSY = "busy"
     CONFIG = "config"
     CONTROLLER_ERROR = "controller_error"

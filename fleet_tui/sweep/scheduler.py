@@ -15,10 +15,12 @@ samples -> one committed batch each, thermal -> timeline, cell_result -> result 
 Faults are the node's, never the run's: a NodeError (SSH drop, crash, bad JSON, bad event
 content) marks the job's cells without a result `lost` and the job is retried with exponential
 backoff up to scheduler.max_attempts; a node still failing is declared lost (its remaining
-cells stay `lost`) while the others continue. A cell the agent reports `failed` is re-run while
-its stored attempts (every job that held it counts) are below scheduler.max_attempts. A node
-whose agent says `busy` is polled with backoff up to scheduler.busy_wait_s (on_busy = "wait")
-or skipped (on_busy = "skip"), its cells `lost` with reason "busy: held by ...".
+cells stay `lost`) while the others continue. An agent silent past its job's liveness bound or
+running past its deadline (`job_bounds`) is such a fault too (kind `hung`). A cell the agent
+reports `failed` is re-run while its stored attempts (every job that held it counts) are below
+scheduler.max_attempts. A node whose agent says `busy` is polled with backoff up to
+scheduler.busy_wait_s (on_busy = "wait") or skipped (on_busy = "skip"), its cells `lost` with
+reason "busy: held by ...".
 
 `run_sweep` drives a whole sweep: start probes (facts snapshots, which also decide unsupported
 cells), the run and its cells in the store, the node tasks, end probes, gates, run status.
@@ -31,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -46,7 +50,7 @@ from fleet_tui.model.exit_codes import ExitCode
 from fleet_tui.store import RESULT_STATUSES, CellRow, Store, StoreError
 from fleet_tui.sweep.artifacts import Artifact, UploadResult, upload_artifact
 from fleet_tui.sweep.counters import SweepCounters, phase_text
-from fleet_tui.sweep.events import BadEvent, EventOrder, Progress
+from fleet_tui.sweep.events import BadEvent, EventOrder, Progress, SampleBudget, check_content
 from fleet_tui.sweep.plan import build_plan
 from node_agent.protocol import AgentExit, CellResultEvent, SamplesEvent, ThermalEvent
 
@@ -64,6 +68,18 @@ BUSY_POLL_CAP_S: Final = 10.0
 END_PROBE_TIMEOUT_S: Final = 60.0
 TERMINATE_BUDGET_S: Final = 15.0
 """How long cancelled node tasks get to stop their agents (terminate, wait 5 s, kill, wait)."""
+
+LIVENESS_FLOOR_ENV: Final = "FLEET_TUI_LIVENESS_FLOOR_S"
+LIVENESS_FLOOR_S: Final = 300.0
+"""Silence every job may keep on top of what its spec implies: interpreter start, imports, a
+model load or compile, none of which the spec bounds. $FLEET_TUI_LIVENESS_FLOOR_S overrides it
+(seconds; tests make it small, a node with very slow model loads larger)."""
+SLOW_CALL_BUDGETS: Final = 10.0
+"""One inference may take this many times its bucket's budget before its silence counts as hung."""
+DEADLINE_MARGIN: Final = 2.0
+
+NODE_TEXT_CHARS: Final = 2000
+"""How much of a node-supplied message or reason is kept in the store."""
 
 MEASURED_OK: Final = frozenset({"done", "unsupported"})
 
@@ -128,7 +144,7 @@ class SweepResult:
 
 
 @dataclass
-class _Job:
+class Job:
     """One running agent job: its cells by wire id and what it told us."""
 
     cells: dict[str, CellRow]
@@ -142,6 +158,60 @@ class _Job:
     """Cells whose attempt this job has counted (cell_started, or a result without it)."""
     finished: set[int] = field(default_factory=set)
     """Cells that got their cell_result in this job."""
+
+
+@dataclass(frozen=True)
+class JobBounds:
+    """How long one agent job may stay silent (`idle_s`) and run in all (`deadline_s`)."""
+
+    idle_s: float
+    deadline_s: float
+
+
+def job_bounds(spec: SweepSpec, cells: Sequence[CellRow], floor_s: float = LIVENESS_FLOOR_S) -> JobBounds:
+    """The liveness bounds of a job over `cells`, from its spec (docs/ROBUSTNESS.md, "Hung agents").
+
+    Silence: the longest gap the method leaves between two events (a cooldown, a wait for nominal
+    pressure, a warmup or measurement at its max_duration_s cap, one slow inference), plus the
+    floor. Deadline: the plan's per-cell estimate with warmup and measurement at their caps and
+    every wait taken in full, times DEADLINE_MARGIN, plus the floor.
+    """
+    m = spec.measure
+    budgets_s = [spec.budget_ms(c.workload, c.bucket) / 1000.0 for c in cells] or [0.0]
+    slow_call_s = SLOW_CALL_BUDGETS * max(budgets_s)
+    idle = floor_s + m.cooldown_s + m.wait_nominal_s + m.max_duration_s + slow_call_s
+    per_run = [
+        2 * m.max_duration_s + m.cooldown_s + m.wait_nominal_s + SLOW_CALL_BUDGETS * budget
+        for budget in budgets_s
+    ]
+    ceiling = sum(m.runs * run_s + m.sustained_minutes * 60.0 for run_s in per_run)
+    return JobBounds(idle_s=idle, deadline_s=floor_s + DEADLINE_MARGIN * ceiling)
+
+
+def liveness_floor(env: Mapping[str, str]) -> tuple[float, str | None]:
+    """The liveness floor from $FLEET_TUI_LIVENESS_FLOOR_S (or the default), and a warning when
+    the variable is set but not a usable number of seconds."""
+    raw = env.get(LIVENESS_FLOOR_ENV, "")
+    if not raw:
+        return LIVENESS_FLOOR_S, None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 86_400:
+        return LIVENESS_FLOOR_S, (
+            f"{LIVENESS_FLOOR_ENV}={clean(raw, 40)!s} is not a number of seconds in (0, 86400]; "
+            f"using {LIVENESS_FLOOR_S:g} s"
+        )
+    return value, None
+
+
+@dataclass
+class JobChecks:
+    """The checks of one job's event stream."""
+
+    order: EventOrder
+    budget: SampleBudget
 
 
 def describe_holder(holder: object) -> str:
@@ -185,6 +255,9 @@ class SweepScheduler:
         self._uploaded: dict[str, dict[str, str]] = {}  # node -> workload -> remote dir
         self._force_upload: set[tuple[str, str]] = set()
         self.counters = SweepCounters((), spec)
+        self.liveness_floor_s, warning = liveness_floor(os.environ)
+        if warning:
+            progress.emit("warning", message=warning)
 
     # -- the whole fleet --
 
@@ -193,9 +266,7 @@ class SweepScheduler:
         by_node: dict[str, list[CellRow]] = {}
         for cell in cells:
             by_node.setdefault(cell.node, []).append(cell)
-            self.state[cell.id] = cell.state
-            self.attempts[cell.id] = cell.attempts
-        self.counters = SweepCounters(cells, self.spec)
+        self.adopt(cells)
         tasks = [
             asyncio.create_task(self._node_task(self.nodes[name], node_cells), name=f"sweep:{name}")
             for name, node_cells in by_node.items()
@@ -209,6 +280,13 @@ class SweepScheduler:
             if tasks:
                 await asyncio.wait(tasks, timeout=TERMINATE_BUDGET_S)
         return self.reports
+
+    def adopt(self, cells: Sequence[CellRow]) -> None:
+        """Take `cells` (as stored) as the ones this scheduler runs and counts."""
+        for cell in cells:
+            self.state[cell.id] = cell.state
+            self.attempts[cell.id] = cell.attempts
+        self.counters = SweepCounters(cells, self.spec)
 
     # -- one node --
 
@@ -260,12 +338,12 @@ class SweepScheduler:
             if attempt >= scheduler.max_attempts:
                 return True  # cells keep their failed state; the run is incomplete
             attempt += 1
-            job = _Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
+            job = Job(cells={str(c.id): c for c in todo}, started=time.perf_counter())
             try:
                 await self._run_job(node, workload, job, attempt, report)
             except NodeError as exc:
                 report.error = f"{exc.kind}: {exc.message}"
-                self._close_job(node, job, "lost", report.error)
+                self.close_job(node, job, "lost", report.error)
                 await self.connections.drop(node)
                 if attempt >= scheduler.max_attempts or exc.kind in NEVER_RETRIED:
                     report.lost = True
@@ -314,7 +392,7 @@ class SweepScheduler:
             return True
         return state == "failed" and self.attempts[cell.id] < self.spec.scheduler.max_attempts
 
-    def _close_job(self, node: Node, job: _Job, state: str, reason: str) -> None:
+    def close_job(self, node: Node, job: Job, state: str, reason: str) -> None:
         """Mark the job's cells without a result of their own `state` (lost / failed).
 
         A cell the agent never started still spent an attempt in this job: it is counted here.
@@ -370,7 +448,7 @@ class SweepScheduler:
             )
         return transport, remote_agent, uploaded[workload]
 
-    async def _run_job(self, node: Node, workload: str, job: _Job, attempt: int, report: NodeReport) -> None:
+    async def _run_job(self, node: Node, workload: str, job: Job, attempt: int, report: NodeReport) -> None:
         """One agent job over `job.cells`; what it says is stored as it arrives. Raises NodeError."""
         transport, remote_agent, artifact_dir = await self._prepare(node, workload, report)
         todo = list(job.cells.values())
@@ -391,32 +469,48 @@ class SweepScheduler:
             cells=[c.key for c in todo],
         )
         report.jobs += 1
-        order = EventOrder(job.cells)
-        async with contextlib.aclosing(agent_events(transport, remote_agent, "run", payload)) as events:
+        checks = JobChecks(EventOrder(job.cells), SampleBudget(self.spec.measure))
+        bounds = job_bounds(self.spec, todo, self.liveness_floor_s)
+        stream = agent_events(
+            transport, remote_agent, "run", payload, idle_s=bounds.idle_s, deadline_s=bounds.deadline_s
+        )
+        async with contextlib.aclosing(stream) as events:
             async for event in events:
-                # Only what the node sent can be the node's fault: a store error or a bug below
-                # propagates as the controller's own error (never retried on, nor blamed on, a node).
-                try:
-                    order.check(event)
-                except BadEvent as exc:
-                    raise NodeError(
-                        NodeErrorKind.PROTOCOL_ERROR,
-                        node.name,
-                        f"agent sent a bad {event['type']!r} event: {exc}",
-                    ) from None
-                self._handle(node, job, event, report)
+                self.ingest(node, job, checks, event, report)
+        self.end_job(node, job, report)
+
+    def end_job(self, node: Node, job: Job, report: NodeReport) -> None:
+        """The agent finished the job (its stream ended with `done`)."""
         if job.hello_at is not None:
             report.agent_s += time.perf_counter() - job.hello_at
         if job.busy_holder is None:
-            # The agent finished: a cell it said nothing final about failed in this attempt.
+            # A cell it said nothing final about failed in this attempt.
             why = "; ".join(job.errors) or "the agent finished without a result for this cell"
-            self._close_job(node, job, "failed", why)
+            self.close_job(node, job, "failed", why)
 
-    def _cell(self, job: _Job, event: Mapping[str, Any]) -> CellRow:
+    def ingest(
+        self, node: Node, job: Job, checks: JobChecks, event: dict[str, Any], report: NodeReport
+    ) -> None:
+        """One decoded event of a running job: checked against the job (order, content, the spec's
+        ceilings), then stored. A violation raises NodeError(PROTOCOL_ERROR) before anything of
+        the event is stored or shown."""
+        try:
+            checks.order.check(event)
+            check_content(event)
+            checks.budget.check(event)
+        except BadEvent as exc:
+            raise NodeError(
+                NodeErrorKind.PROTOCOL_ERROR, node.name, f"agent sent a bad {event['type']!r} event: {exc}"
+            ) from None
+        # Only what the node sent can be the node's fault: a store error or a bug below
+        # propagates as the controller's own error (never retried on, nor blamed on, a node).
+        self._handle(node, job, event, report)
+
+    def _cell(self, job: Job, event: Mapping[str, Any]) -> CellRow:
         # EventOrder has checked that the cell is one of this job's.
         return job.cells[event["cell_id"]]
 
-    def _handle(self, node: Node, job: _Job, event: dict[str, Any], report: NodeReport) -> None:
+    def _handle(self, node: Node, job: Job, event: dict[str, Any], report: NodeReport) -> None:
         kind = event["type"]
         if kind == "samples":
             # Checked by decode_event (types, int64 ranges) and EventOrder (after cell_started,
@@ -472,7 +566,8 @@ class SweepScheduler:
             )
         elif kind == "error":
             code, message = str(event.get("code", "error")), str(event.get("message", ""))
-            job.errors.append(f"{code}: {message}")
+            # Kept as the cells' reason: bounded, a node's 16 MB message is not a reason.
+            job.errors.append(f"{code[:NODE_TEXT_CHARS]}: {message[:NODE_TEXT_CHARS]}")
             if code == "bad_artifact":
                 job.bad_artifact = True
             self.progress.emit(
@@ -491,7 +586,7 @@ class SweepScheduler:
             if event.get("exit_code") == AgentExit.BUSY and job.busy_holder is None:
                 job.busy_holder = {"holder": f"unknown (agent exit {int(AgentExit.BUSY)})"}
 
-    def _cell_result(self, node: Node, job: _Job, event: Mapping[str, Any], report: NodeReport) -> None:
+    def _cell_result(self, node: Node, job: Job, event: Mapping[str, Any], report: NodeReport) -> None:
         result = cast(CellResultEvent, event)
         cell = self._cell(job, result)
         status = result["status"]
@@ -501,7 +596,7 @@ class SweepScheduler:
             # A result without cell_started still is an attempt (unsupported cells, mostly).
             self._mark(cell, "running", None, new_attempt=True)
             job.began.add(cell.id)
-        self.store.add_result(cell.id, summary, status, str(reason) if reason else None)
+        self.store.add_result(cell.id, summary, status, str(reason)[:NODE_TEXT_CHARS] if reason else None)
         self.state[cell.id] = RESULT_STATUSES[status]
         job.finished.add(cell.id)
         self.counters.finish(cell.id)

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,9 +16,10 @@ from sshd import SshdFleet, keygen
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.fleet.transport import open_transport
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind, SshSettings
+from fleet_tui.fleet.transport.base import MAX_OUTPUT_BYTES, NodeError, NodeErrorKind, SshSettings
 from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
 from fleet_tui.fleet.transport.ssh import SshTransport
+from node_agent.protocol import MAX_LINE_BYTES, ProtocolError
 
 pytestmark = pytest.mark.sshd
 
@@ -248,5 +250,37 @@ async def test_a_node_without_sftp_says_so(sshd_fleet: Factory, tmp_path: Path) 
         assert "no SFTP subsystem" in caught.value.message, caught.value.message
         # The connection itself is fine: commands still run.
         assert (await transport.run(["echo", "ok"])).stdout.strip() == "ok"
+    finally:
+        await transport.close()
+
+
+async def test_long_lines_arrive_whole_over_ssh_up_to_the_line_limit(sshd_fleet: Factory) -> None:
+    # 9 MB is past asyncssh's 2 MB receive window, where its readline hands back part of a line.
+    fleet = sshd_fleet(1)
+    transport = open_transport(fleet.nodes[0], fleet.settings)
+    script = f"import sys; sys.stdout.write('a' * 9_000_000 + '\\nb\\n' + 'c' * ({MAX_LINE_BYTES} + 1))"
+    try:
+        proc = await transport.start([sys.executable, "-c", script])
+        lines = proc.lines()
+        assert await anext(lines) == "a" * 9_000_000
+        assert await anext(lines) == "b"
+        with pytest.raises(ProtocolError, match="line limit"):
+            await anext(lines)
+        await proc.wait(30)
+    finally:
+        await transport.close()
+
+
+async def test_run_output_past_the_cap_is_refused_over_ssh(sshd_fleet: Factory) -> None:
+    fleet = sshd_fleet(1)
+    transport = open_transport(fleet.nodes[0], fleet.settings)
+    try:
+        with pytest.raises(NodeError) as info:
+            await transport.run(["sh", "-c", "yes zzzzzzzz"], timeout=60)
+        assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+        assert f"more than {MAX_OUTPUT_BYTES} bytes on stdout" in info.value.message
+        # The connection is still fine for the next command, and input still reaches it.
+        result = await transport.run(["cat"], input="still here", timeout=30)
+        assert (result.exit_status, result.stdout) == (0, "still here")
     finally:
         await transport.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -11,8 +12,15 @@ import pytest
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.fleet.agent import agent_events
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.base import (
+    MAX_OUTPUT_BYTES,
+    STDERR_TAIL_CHARS,
+    LineSplitter,
+    NodeError,
+    NodeErrorKind,
+)
 from fleet_tui.fleet.transport.local import LocalTransport
+from node_agent.protocol import MAX_LINE_BYTES, ProtocolError
 
 PRELUDE = """\
 import json, os, select, sys, time
@@ -163,3 +171,87 @@ async def test_hello_naming_another_agent_is_refused(tmp_path: Path, transport: 
     honest.write_text(agent.read_text())
     events = [e async for e in agent_events(transport, str(honest), "probe")]
     assert [e["type"] for e in events] == ["hello", "done"]
+
+
+async def test_a_line_past_the_limit_is_a_protocol_error(tmp_path: Path, transport: LocalTransport) -> None:
+    # No newline within 16 MiB: asyncio's readline would fail with "Separator is not found".
+    agent = _agent(
+        tmp_path,
+        f"""
+        sys.stdout.write("x" * ({MAX_LINE_BYTES} + 10))
+        sys.stdout.flush()
+        time.sleep(60)
+        """,
+    )
+    with pytest.raises(NodeError) as info:
+        async for _ in agent_events(transport, agent, "run"):
+            pass
+    assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+    assert f"longer than the {MAX_LINE_BYTES}-byte line limit" in info.value.message
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_line_splitter_gives_whole_lines_whatever_the_chunks(chunk: int) -> None:
+    data = b"first\nsecond line\r\n\n" + b"y" * 300 + b"\nlast"
+    splitter = LineSplitter(limit=400)
+    lines = [
+        line for start in range(0, len(data), chunk) for line in splitter.feed(data[start : start + chunk])
+    ]
+    assert [*lines, splitter.end()] == [b"first", b"second line\r", b"", b"y" * 300, b"last"]
+
+
+def test_line_splitter_refuses_a_line_past_its_limit_before_its_newline() -> None:
+    splitter = LineSplitter(limit=10)
+    splitter.feed(b"ok\n12345")
+    with pytest.raises(ProtocolError, match="10-byte line limit"):
+        splitter.feed(b"678901")
+
+
+async def test_run_output_past_the_cap_stops_the_command_and_names_the_limit(
+    transport: LocalTransport,
+) -> None:
+    flood = "import sys\nwhile True: sys.stdout.write('z' * 65536)"
+    with pytest.raises(NodeError) as info:
+        await transport.run([sys.executable, "-c", flood], timeout=60)
+    assert info.value.kind is NodeErrorKind.PROTOCOL_ERROR
+    assert info.value.node == "local"
+    assert f"more than {MAX_OUTPUT_BYTES} bytes on stdout" in info.value.message
+
+
+async def test_run_keeps_output_under_the_cap_and_the_tail_of_stderr(transport: LocalTransport) -> None:
+    script = "import sys; sys.stdout.write(sys.stdin.read() * 2); sys.stderr.write('e' * 100000 + 'END')"
+    result = await transport.run([sys.executable, "-c", script], input="hi", timeout=60)
+    assert (result.exit_status, result.stdout) == (0, "hihi")
+    assert result.stderr.endswith("END") and len(result.stderr) == STDERR_TAIL_CHARS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "os.kill(os.getpid(), signal.SIGSTOP)",  # stopped: SIGTERM waits for a SIGCONT
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(1)",
+    ],
+    ids=["sigstop", "ignores-sigterm"],
+)
+async def test_a_silent_agent_is_hung_and_killed(
+    tmp_path: Path, transport: LocalTransport, body: str
+) -> None:
+    agent = _agent(tmp_path, 'import signal\nemit("hello", pid=os.getpid())\n' + body)
+    pid = None
+    with pytest.raises(NodeError) as info:
+        async for event in agent_events(transport, agent, "run", idle_s=1.0):
+            pid = event["pid"]
+    assert info.value.kind is NodeErrorKind.HUNG
+    assert "sent nothing for 1 s" in info.value.message
+    assert isinstance(pid, int) and not _alive(pid)
+
+
+async def test_an_agent_that_keeps_talking_is_stopped_at_the_deadline(
+    tmp_path: Path, transport: LocalTransport
+) -> None:
+    agent = _agent(tmp_path, 'while True:\n    emit("progress")\n    time.sleep(0.1)')
+    with pytest.raises(NodeError) as info:
+        async for _ in agent_events(transport, agent, "run", idle_s=5.0, deadline_s=1.0):
+            pass
+    assert info.value.kind is NodeErrorKind.HUNG
+    assert "ran past the job's deadline of 1 s" in info.value.message

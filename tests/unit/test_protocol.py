@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fleet_tui.sweep.events import BadEvent, EventOrder
+from fleet_tui.sweep.events import BadEvent, EventOrder, check_content
 from node_agent.protocol import MAX_LINE_BYTES, SCHEMA, ProtocolError, decode_event, encode_event
 
 
@@ -58,6 +58,12 @@ BAD_LINES = {
     "error-message-missing": line("error", code="x"),
     "warning-code-int": line("warning", code=3, message="m"),
     "busy-holder-string": line("busy", holder="someone"),
+    "nested-past-max-depth": line("facts", facts={"x": json.loads("[" * 40 + "]" * 40)}),
+    "int-past-int64-in-summary": line("cell_result", cell_id="7", status="ok", summary={"p50": 10**400}),
+    "int-past-int64-in-facts": line("facts", facts={"memory": -(2**63) - 1}),
+    "lone-surrogate-in-reason": '{"schema": 1, "type": "cell_result", "cell_id": "7", "status": "failed", '
+    '"reason": "\\ud800"}',
+    "lone-surrogate-in-a-key": '{"schema": 1, "type": "facts", "facts": {"\\udfff": 1}}',
     "too-long": '{"schema": 1, "type": "facts", "facts": {"x": "' + "a" * (MAX_LINE_BYTES + 1) + '"}}',
 }
 
@@ -176,3 +182,33 @@ def test_bad_energy_figures_are_refused_naming_the_field(energy: object, words: 
     with pytest.raises(ProtocolError) as info:
         decode_event(_result_with(energy))
     assert words in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "fields", "needle"),
+    [
+        ("samples", {**SAMPLES, "t_ns": [1]}, "2 samples but 1 timestamps"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"p95": -1}}, "summary.p95"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"p50": "fast"}}, "summary.p50"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"n": 1.5}}, "summary.n"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"loops": True}}, "summary.loops"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"flags": [1]}}, "summary.flags"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"per_run": "x"}}, "summary.per_run"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"drift": [1]}}, "summary.drift"),
+        ("cell_result", {"cell_id": "7", "status": "ok", "summary": {"ci95": {"p95": [1]}}}, "ci95.p95"),
+    ],
+)
+def test_content_a_reader_relies_on_is_checked(event_type: str, fields: dict[str, Any], needle: str) -> None:
+    event = decode_event(line(event_type, **fields))  # each is well-formed alone
+    with pytest.raises(BadEvent, match=needle):
+        check_content(event)
+
+
+def test_a_real_summary_shape_passes_the_content_check() -> None:
+    summary: dict[str, Any] = {
+        "p50": 1.2e6, "p95": 1.5e6, "p99": None, "n": 600, "runs": [0, 1], "loops": 1, "duration_s": 0.8,
+        "ci95": {"p50": [1.1e6, 1.3e6], "p95": None}, "flags": ["not_converged"],
+        "per_run": [{"p50": 1.2e6}], "conditions": {"before": {}}, "interval_method": "run_level",
+    }  # fmt: skip
+    check_content(decode_event(line("cell_result", cell_id="7", status="ok", summary=summary)))
+    check_content(decode_event(line("samples", **SAMPLES)))

@@ -7,13 +7,14 @@ connection per node). Every failure a caller can act on is a `NodeError` with a 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fleet_tui.config.settings import SshSettings
 from fleet_tui.model.states import NodeErrorKind
+from node_agent.protocol import MAX_LINE_BYTES, ProtocolError
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
@@ -26,11 +27,21 @@ __all__ = [
     "SshSettings",
     "Transport",
     "as_node_error",
+    "OutputTooLong",
     "clip_tail",
+    "read_capped",
+    "read_lines",
+    "read_tail",
 ]
 
 STDERR_TAIL_CHARS = 4000
 """How much of a command's stderr is kept (the tail is what explains a failure)."""
+
+READ_CHUNK_BYTES = 65536
+
+MAX_OUTPUT_BYTES = 1024 * 1024
+"""The most a run-to-completion command (`Transport.run`: checks, hashes, `$HOME`) may print on
+stdout; they print a line or two. More is a node fault, stopped before it fills our memory."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,8 @@ class AgentProcess(ABC):
 
     @abstractmethod
     def lines(self) -> AsyncIterator[str]:
-        """stdout lines without the trailing newline, until EOF."""
+        """stdout lines without the trailing newline, until EOF (`read_lines`: whole lines up to
+        MAX_LINE_BYTES, a longer one raises ProtocolError)."""
 
     @abstractmethod
     async def write(self, text: str) -> None:
@@ -134,7 +146,10 @@ class Transport(ABC):
         input: str | None = None,  # noqa: A002 - name fixed by the shared interface
         timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
     ) -> CommandResult:
-        """Run argv to completion. A non-zero exit is a result, not an error."""
+        """Run argv to completion. A non-zero exit is a result, not an error.
+
+        stdout is kept up to MAX_OUTPUT_BYTES (more: the command is stopped and a NodeError names
+        the limit), stderr only its last STDERR_TAIL_CHARS bytes."""
 
     @abstractmethod
     async def start(self, argv: Sequence[str]) -> AgentProcess:
@@ -164,3 +179,84 @@ def clip_tail(text: str, limit: int = 600) -> str:
     """The last `limit` characters of text, marked when clipped."""
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+class LineSplitter:
+    """Whole lines out of a byte stream's chunks, each at most `limit` bytes.
+
+    Both transports read stdout in chunks through this, so a line means the same everywhere: an
+    SSH read can end anywhere (asyncssh hands back a partial line at its receive window), and
+    asyncio's own readline fails on a line past its buffer limit instead of saying what it saw.
+    """
+
+    def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
+        self.limit = limit
+        self._partial = bytearray()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines that `chunk` completes (without their newline). Raises ProtocolError."""
+        self._partial += chunk
+        if b"\n" not in chunk:
+            self._check(self._partial)
+            return []
+        *lines, rest = bytes(self._partial).split(b"\n")
+        self._partial = bytearray(rest)
+        for line in (*lines, rest):
+            self._check(line)
+        return lines
+
+    def end(self) -> bytes:
+        """What is left at EOF: a last line without its newline (or b"")."""
+        rest, self._partial = bytes(self._partial), bytearray()
+        return rest
+
+    def _check(self, line: bytes | bytearray) -> None:
+        if len(line) > self.limit:
+            head = bytes(line[:200]).decode("utf-8", "replace")
+            raise ProtocolError(f"a line longer than the {self.limit}-byte line limit", head)
+
+
+async def read_lines(
+    read: Callable[[int], Awaitable[bytes]], limit: int = MAX_LINE_BYTES
+) -> AsyncIterator[str]:
+    """Decoded lines (no newline, no trailing CR) from `read(n)` until it returns b"" (EOF)."""
+    splitter = LineSplitter(limit)
+    while chunk := await read(READ_CHUNK_BYTES):
+        for line in splitter.feed(chunk):
+            yield line.decode("utf-8", "replace").rstrip("\r")
+    if rest := splitter.end():
+        yield rest.decode("utf-8", "replace").rstrip("\r")
+
+
+class OutputTooLong(Exception):
+    """A command printed more than its output limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit} bytes")
+        self.limit = limit
+
+
+async def read_capped(read: Callable[[int], Awaitable[bytes]], limit: int = MAX_OUTPUT_BYTES) -> bytes:
+    """Everything `read(n)` gives until EOF, at most `limit` bytes; more raises OutputTooLong."""
+    data = bytearray()
+    while chunk := await read(READ_CHUNK_BYTES):
+        data += chunk
+        if len(data) > limit:
+            raise OutputTooLong(limit)
+    return bytes(data)
+
+
+async def read_tail(read: Callable[[int], Awaitable[bytes]], keep: int = STDERR_TAIL_CHARS) -> bytes:
+    """The last `keep` bytes of what `read(n)` gives until EOF (all of it is read and dropped)."""
+    tail = b""
+    while chunk := await read(READ_CHUNK_BYTES):
+        tail = (tail + chunk)[-keep:] if keep > 0 else b""
+    return tail
+
+
+def output_too_long(node: str, what: str, limit: int) -> NodeError:
+    return NodeError(
+        NodeErrorKind.PROTOCOL_ERROR,
+        node,
+        f"{what} printed more than {limit} bytes on stdout (the limit for a command's output); stopped it",
+    )

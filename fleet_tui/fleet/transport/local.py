@@ -10,7 +10,7 @@ import shutil
 import signal
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from fleet_tui.fleet.transport.base import (
     STDERR_TAIL_CHARS,
@@ -18,9 +18,13 @@ from fleet_tui.fleet.transport.base import (
     CommandResult,
     NodeError,
     NodeErrorKind,
+    OutputTooLong,
     Transport,
+    output_too_long,
+    read_capped,
+    read_lines,
+    read_tail,
 )
-from node_agent.protocol import MAX_LINE_BYTES
 
 if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
@@ -44,8 +48,8 @@ class LocalAgentProcess(AgentProcess):
 
     async def lines(self) -> AsyncIterator[str]:
         assert self._proc.stdout is not None
-        while raw := await self._proc.stdout.readline():
-            yield raw.decode("utf-8", "replace").rstrip("\r\n")
+        async for line in read_lines(self._proc.stdout.read):
+            yield line
 
     async def write(self, text: str) -> None:
         assert self._proc.stdin is not None
@@ -77,6 +81,11 @@ class LocalAgentProcess(AgentProcess):
         code = await asyncio.wait_for(self._proc.wait(), timeout)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._stderr_task), 1.0)
+        # What a stopped agent left unread (a flood, an endless line) is dropped: the subprocess
+        # transport only closes itself once its pipes have ended.
+        assert self._proc.stdout is not None
+        with contextlib.suppress(asyncio.TimeoutError, RuntimeError):  # RuntimeError: a reader is waiting
+            await asyncio.wait_for(read_tail(self._proc.stdout.read, 0), 1.0)
         return code
 
     def stderr_text(self) -> str:
@@ -99,7 +108,6 @@ class LocalTransport(Transport):
                 stdin=_PIPE,
                 stdout=_PIPE,
                 stderr=_PIPE,
-                limit=MAX_LINE_BYTES + 1024,  # sample batches are long lines
                 start_new_session=True,  # own process group; the terminal's ^C is ours to relay
             )
         except OSError as exc:
@@ -114,18 +122,49 @@ class LocalTransport(Transport):
         timeout: float | None = None,  # noqa: ASYNC109 - name fixed by the shared interface
     ) -> CommandResult:
         proc = await self._spawn(argv)
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stdin, stdout, stderr = proc.stdin, proc.stdout, proc.stderr
+
+        async def feed() -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it need not read
+                if input is not None:
+                    stdin.write(input.encode())
+                    await stdin.drain()
+                stdin.close()
+
+        # Read as it comes (communicate() would hold all of it): stdout up to the cap.
+        reading = [
+            asyncio.create_task(feed()),
+            asyncio.create_task(read_capped(stdout.read)),
+            asyncio.create_task(read_tail(stderr.read)),
+        ]
+
+        async def complete() -> tuple[bytes, bytes]:
+            _, out, err = await asyncio.gather(*reading)
+            await proc.wait()
+            return cast(bytes, out), cast(bytes, err)
+
         try:
-            out, err = await asyncio.wait_for(
-                proc.communicate(input.encode() if input is not None else b""), timeout
-            )
+            out, err = await asyncio.wait_for(complete(), timeout)
         except TimeoutError:
             raise NodeError(
                 NodeErrorKind.TIMEOUT, self.node.name, f"{argv[0]} did not finish within {timeout} s"
             ) from None
+        except OutputTooLong as exc:
+            raise output_too_long(self.node.name, f"`{argv[0]}`", exc.limit) from None
         finally:
-            if proc.returncode is None:  # timed out or cancelled: no orphan outlives the call
+            if proc.returncode is None:  # timed out, too long or cancelled: no orphan outlives the call
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
+            for task in reading:
+                task.cancel()
+            await asyncio.gather(*reading, return_exceptions=True)  # each stream has one reader
+            # Read the pipes to their end (a few kB once the command is gone): the subprocess
+            # transport only closes itself when both have ended and the process has exited.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(read_tail(stdout.read, 0), read_tail(stderr.read, 0), proc.wait()), 5.0
+                )
         assert proc.returncode is not None
         return CommandResult(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 

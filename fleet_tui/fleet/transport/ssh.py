@@ -28,8 +28,13 @@ from fleet_tui.fleet.transport.base import (
     HostKeyInfo,
     NodeError,
     NodeErrorKind,
+    OutputTooLong,
     SshSettings,
     Transport,
+    output_too_long,
+    read_capped,
+    read_lines,
+    read_tail,
 )
 from fleet_tui.fleet.transport.handshake import describe_target, handshake_slot, map_connect_error
 from fleet_tui.fleet.transport.hostkeys import (
@@ -53,7 +58,7 @@ _PID_LINE = re.compile(rf"^{_PID_TAG}(\d+)$")
 class SshAgentProcess(AgentProcess):
     """A command running over an SSH channel (no PTY: clean stdout, separate stderr)."""
 
-    def __init__(self, proc: asyncssh.SSHClientProcess[str], transport: SshTransport) -> None:
+    def __init__(self, proc: asyncssh.SSHClientProcess[bytes], transport: SshTransport) -> None:
         self._proc = proc
         self._transport = transport
         self._pid: int | None = None
@@ -66,9 +71,10 @@ class SshAgentProcess(AgentProcess):
     async def _drain_stderr(self) -> None:
         # Always drained: an unread stderr would stall the channel's flow control.
         try:
-            async for line in self._proc.stderr:
-                if not line:  # the trailing '' of SSHReader's iteration at EOF
+            async for raw in self._proc.stderr:
+                if not raw:  # the trailing b'' of SSHReader's iteration at EOF
                     break
+                line = raw.decode("utf-8", "replace")
                 match = _PID_LINE.match(line.rstrip("\n")) if self._pid is None else None
                 if match:
                     self._pid = int(match.group(1))
@@ -81,17 +87,17 @@ class SshAgentProcess(AgentProcess):
             self._pid_seen.set()  # no pid is coming: release a pending stop
 
     async def lines(self) -> AsyncIterator[str]:
+        # Chunks, not SSHReader lines: its readline returns a partial line once the receive
+        # window (2 MB) is full, so a long sample batch would arrive cut in two.
         try:
-            async for line in self._proc.stdout:
-                if not line:  # docs/PLATFORM.md, "SSH sessions": a final '' can be yielded at EOF
-                    break
-                yield line.rstrip("\r\n")
+            async for line in read_lines(self._proc.stdout.read):
+                yield line
         except (asyncssh.Error, OSError) as exc:
             raise self._transport.lost(exc) from exc
 
     async def write(self, text: str) -> None:
         try:
-            self._proc.stdin.write(text)
+            self._proc.stdin.write(text.encode())
             await self._proc.stdin.drain()
         except (asyncssh.Error, OSError) as exc:
             raise self._transport.lost(exc) from exc
@@ -242,22 +248,34 @@ class SshTransport(Transport):
 
     async def _run_command(self, command: str, input: str | None, timeout: float | None) -> CommandResult:  # noqa: A002, ASYNC109 - names fixed by the shared interface
         conn = await self._connection()
+
+        async def complete(process: asyncssh.SSHClientProcess[bytes]) -> tuple[bytes, bytes]:
+            if input is not None:
+                process.stdin.write(input.encode())
+            process.stdin.write_eof()
+            # Read as it comes (process.wait() would hold all of it): stdout up to the cap.
+            out, err = await asyncio.gather(read_capped(process.stdout.read), read_tail(process.stderr.read))
+            await process.wait_closed()
+            return out, err
+
         try:
-            process = await conn.create_process(command, input=input, errors="replace")
+            process = await conn.create_process(command, encoding=None)
             try:
-                result = await process.wait(check=False, timeout=timeout)
+                out, err = await asyncio.wait_for(complete(process), timeout)
             finally:
-                process.close()  # conn.run would leave the channel open after a timeout or cancel
-        except asyncssh.TimeoutError:
+                process.close()  # a timeout, cancel or cap must not leave the channel open
+        except TimeoutError:
             raise NodeError(
                 NodeErrorKind.TIMEOUT,
                 self.node.name,
                 f"command did not finish within {timeout} s: {command[:80]}",
             ) from None
+        except OutputTooLong as exc:
+            raise output_too_long(self.node.name, f"`{command[:80]}`", exc.limit) from None
         except (asyncssh.Error, OSError) as exc:
             raise self.lost(exc) from exc
-        code = result.returncode if result.returncode is not None else -1
-        return CommandResult(code, str(result.stdout or ""), str(result.stderr or ""))
+        code = process.returncode if process.returncode is not None else -1
+        return CommandResult(code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
     async def run(
         self,
@@ -272,7 +290,7 @@ class SshTransport(Transport):
         # `exec` keeps the shell's pid, so the pid printed first is the command's own.
         command = f'echo "{_PID_TAG}$$" >&2; exec {shlex.join(argv)}'
         try:
-            proc = await conn.create_process(command, encoding="utf-8", errors="replace")
+            proc = await conn.create_process(command, encoding=None)  # bytes: lines are split here
         except (asyncssh.Error, OSError) as exc:
             raise self.lost(exc) from exc
         return SshAgentProcess(proc, self)
