@@ -55,6 +55,8 @@ class FleetApp(App[int]):
         """One transport per node, kept warm across refreshes and closed when the app exits."""
         self.compare_runs: tuple[int, ...] = ()
         """The runs the Compare screen shows (set by the Runs screen; empty = the latest run)."""
+        self.detail_run: int | None = None
+        """The run the Run detail screen shows (set by the Runs screen; None = the latest run)."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The key of the screen already shown is greyed out (None), not hidden: the footer stays put.

@@ -1,4 +1,4 @@
-"""SVG snapshots of the Runs, Compare, export and help screens at 80x24 and 160x48, on the fixed
+"""SVG snapshots of the Runs, Compare, export, help and Run detail screens at 80x24 and 160x48, on the fixed
 stored run of tests/export_fixture.py with its timestamps frozen.
 
 Regenerate after a deliberate change: pytest tests/tui/test_snapshots.py --snapshot-update
@@ -61,8 +61,8 @@ def keys_then_settle(*keys: str) -> Callable[[Pilot[Any]], Any]:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize(
     "keys",
-    [("u",), ("u", "enter"), ("u", "enter", "e"), ("u", "question_mark")],
-    ids=["runs", "compare", "export", "help"],
+    [("u",), ("u", "enter"), ("u", "enter", "e"), ("u", "question_mark"), ("u", "d")],
+    ids=["runs", "compare", "export", "help", "run-detail"],
 )
 def test_screen_snapshot(
     snap_compare: Any, tmp_path: Path, size: tuple[int, int], keys: tuple[str, ...]
