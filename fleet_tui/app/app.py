@@ -43,9 +43,12 @@ class FleetApp(App[int]):
         nodes: Sequence[Node] | str | Path,
         settings: SshSettings,
         db_path: Path | None = None,
+        inventory_path: Path | None = None,
     ) -> None:
         """`nodes` is the fleet, or an inventory path to load it from (InventoryError if bad)."""
         super().__init__()
+        self.inventory_path = Path(nodes) if isinstance(nodes, str | Path) else inventory_path
+        """The inventory file (or folder) the nodes came from: what the Inventory screen edits."""
         self.nodes: list[Node] = load_inventory(nodes) if isinstance(nodes, str | Path) else list(nodes)
         self.settings = settings
         """How every SSH connection is made (known_hosts, timeouts, accept-new)."""

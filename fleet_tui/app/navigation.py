@@ -56,6 +56,14 @@ DESTINATIONS: tuple[Destination, ...] = (
         "fleet_tui.app.screens.run_detail",
         "RunDetailScreen",
     ),
+    Destination(
+        "inventory",
+        "i",
+        "Inventory",
+        "Add, edit and remove nodes; test a connection",
+        "fleet_tui.app.screens.inventory",
+        "InventoryScreen",
+    ),
 )
 """Every top-level screen, in the order the footer and help show them. Add a row to add one."""
 
