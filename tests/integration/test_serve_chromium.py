@@ -90,6 +90,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "HOME": str(tmp_path), "COLUMNS": "120"},
+        start_new_session=True,  # its own process group: the per-tab apps are stopped with it
     )
     try:
         wait_until_listening(port, server)
@@ -101,6 +102,10 @@ def served(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.communicate()
+        try:  # any tab's app still running (the server's group is ours alone)
+            os.killpg(server.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_page_names_the_app_and_loads_its_terminal(served: str) -> None:
@@ -133,7 +138,7 @@ async def screen_text(url: str) -> str:
 
 
 def test_the_fleet_screen_is_served_over_the_websocket(served: str) -> None:
-    text = asyncio.run(screen_text(served))
+    text = asyncio.run(asyncio.wait_for(screen_text(served), WAIT_S + 20))
     assert "served-node" in text, text[-2000:]  # the node table's row
     assert "Fleet" in text and "Runs" in text  # the footer's bindings
     assert "1 failed" in text  # the totals bar
@@ -220,7 +225,9 @@ def test_chromium_shows_the_served_app(served: str, tmp_path: Path) -> None:
                 devtools_url = f"http://{found.group(1)}"
                 break
         assert devtools_url is not None, "chromium never opened its DevTools port"
-        first_byte, shot = asyncio.run(screenshot_after_first_byte(served, devtools_url))
+        first_byte, shot = asyncio.run(
+            asyncio.wait_for(screenshot_after_first_byte(served, devtools_url), WAIT_S + 20)
+        )
     finally:
         browser.terminate()
         try:
