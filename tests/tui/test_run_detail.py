@@ -10,8 +10,10 @@ from typing import Any
 
 import export_fixture
 import pytest
+from textual.message import Message
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static, TabbedContent
+from textual.worker import Worker, WorkerState
 from textual_plot import PlotWidget
 from textual_plot.plot_widget import BarPlot, ErrorBarPlot, LinePlot, ScatterPlot
 
@@ -43,6 +45,16 @@ def app_on(db: Path | None, tmp_path: Path) -> FleetApp:
     # A node nothing listens for: its probe fails at once, so the tests wait on nothing slow.
     refused = Node(name="nowhere", host="127.0.0.1", port=9, source="test")
     return FleetApp([refused], SshSettings(known_hosts=tmp_path / "known_hosts", ssh_config=None), db_path=db)
+
+
+def run_detail_loads(messages: list[Message]) -> list[Message]:
+    return [
+        m
+        for m in messages
+        if isinstance(m, Worker.StateChanged)
+        and m.state is WorkerState.RUNNING
+        and m.worker.group == "run-detail"
+    ]
 
 
 def datasets(plot: PlotWidget) -> list[object]:
@@ -103,13 +115,19 @@ async def test_runs_d_opens_the_run_with_its_figures_and_plots(
         distribution = screen.query_one("#distribution-plot", PlotWidget)
         lines = [d for d in datasets(distribution) if isinstance(d, LinePlot)]
         assert len(lines) == len([d for d in charts.distributions if d.row == first.row]) == 2  # per chip
+        # The other plots are drawn when their tab opens (p).
         sustained = screen.query_one("#sustained-plot", PlotWidget)
+        assert datasets(sustained) == []
+        await pilot.press("p")
+        await pilot.pause()
         drawn = datasets(sustained)
         series = next(s for s in charts.sustained if (s.row, s.column) == screen.selected)
         lines_y = [list(d.y) for d in drawn if isinstance(d, LinePlot)]
         assert lines_y == [list(series.p50_ms), list(series.p95_ms)]
         assert any(isinstance(d, BarPlot) for d in drawn), "the thermal states are drawn as a strip"
         assert [v.x for v in sustained._v_lines] == [series.sustained_from_s]
+        await pilot.press("p")
+        await pilot.pause()
         medians = screen.query_one("#medians-plot", PlotWidget)
         bars = [d for d in datasets(medians) if isinstance(d, ErrorBarPlot)]
         assert len(bars) == 1 and len(bars[0].x) == 2  # one interval per chip
@@ -120,20 +138,29 @@ async def test_runs_d_opens_the_run_with_its_figures_and_plots(
         points = [d for d in datasets(medians) if type(d) is ScatterPlot]
         assert sorted(points[0].y) == sorted(v for c in cells if c for v in c.per_run_p50_ms)
 
-        # Moving the cursor redraws the plots for the next cell.
+        # Moving the cursor redraws the shown plot for the next cell (the same row's other chip:
+        # the medians stay), and the sustained plot once its tab opens again.
+        before = [id(d) for d in datasets(medians)]
         await pilot.press("down")
         await pilot.pause()
         second = screen._cells[1]
-        assert screen.selected == (second.row, second.column)
+        assert screen.selected == (second.row, second.column) and second.row == first.row
+        assert [id(d) for d in datasets(medians)] == before
+        await pilot.press("p", "p")
+        await pilot.pause()
         note = screen.query_one("#sustained-note", Static)
         assert second.column in str(note.render())
+        series = next(s for s in charts.sustained if (s.row, s.column) == screen.selected)
+        lines_y = [list(d.y) for d in datasets(sustained) if isinstance(d, LinePlot)]
+        assert lines_y == [list(series.p50_ms), list(series.p95_ms)]
 
 
 async def test_p_cycles_the_plots_and_o_opens_the_same_run_in_compare(
     stored_run: Path, settle: Settle, tmp_path: Path
 ) -> None:
     app = app_on(stored_run, tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+    messages: list[Message] = []
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
         await settle(pilot)
         await pilot.press("g")  # the app-wide key: the latest run
         await settle(pilot)
@@ -146,6 +173,10 @@ async def test_p_cycles_the_plots_and_o_opens_the_same_run_in_compare(
             await pilot.pause()
             seen.append(tabs.active)
         assert seen == ["distribution", "sustained", "medians", "distribution"]
+        loads = len(run_detail_loads(messages))
+        await pilot.press("r")
+        await settle(pilot)
+        assert len(run_detail_loads(messages)) == loads + 1, "r rereads the run"
         await pilot.press("o")
         await settle(pilot)
         assert isinstance(app.screen, CompareScreen)

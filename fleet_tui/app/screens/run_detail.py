@@ -188,6 +188,8 @@ class RunDetailScreen(FleetAppScreen[None]):
         self.selected: tuple[str, str] | None = None
         """(row key, column key) of the cell the plots show."""
         self._cells: list[Cell] = []
+        self._drawn: dict[str, object] = {}
+        """What each plot tab last drew (a row, or a row and column), so it is drawn once."""
 
     def compose(self) -> ComposeResult:
         from textual_plot import PlotWidget
@@ -215,7 +217,7 @@ class RunDetailScreen(FleetAppScreen[None]):
     }
     #detail-plots { height: 2fr; min-height: 10; }
     #detail-plots TabPane { padding: 0; }
-    .plot-note { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
+    .plot-note { height: 2; padding: 0 1; color: $text-muted; }
     RunDetailScreen PlotWidget { height: 1fr; }
     """
 
@@ -255,6 +257,8 @@ class RunDetailScreen(FleetAppScreen[None]):
             return
         self.run_id = detail.run_id
         self.sub_title = clean(detail.title, 80)
+        self.selected = None
+        self._drawn = {}
         warnings = [f"! {clean(w, 200)}" for w in detail.table.warnings[:2]]
         notes.update(Text("\n".join(warnings)))
         notes.display = bool(warnings)
@@ -291,18 +295,36 @@ class RunDetailScreen(FleetAppScreen[None]):
         return variables.get(name) or variables.get("foreground", "white")
 
     def draw_plots(self) -> None:
-        """Redraw the three plots for the selected cell (its row across chips, and the cell)."""
+        """Draw the shown plot for the selected cell; the others wait until their tab opens.
+
+        Drawing is the costly part of a cursor move, so only the visible plot is drawn, and only
+        when what it shows changed (distribution and medians show the cell's row across chips,
+        so moving between the chips of one row leaves them alone).
+        """
         if self.detail is None or self.selected is None:
             return
+        name = self.query_one("#detail-plots", TabbedContent).active
         row, column = self.selected
-        self._draw_distribution(row)
-        self._draw_sustained(row, column)
-        self._draw_medians(row)
+        key: object = (row, column) if name == "sustained" else row
+        if self._drawn.get(name) == key:
+            return
+        self._drawn[name] = key
+        if name == "distribution":
+            self._draw_distribution(row)
+        elif name == "sustained":
+            self._draw_sustained(row, column)
+        elif name == "medians":
+            self._draw_medians(row)
+
+    @on(TabbedContent.TabActivated, "#detail-plots")
+    def _tab_activated(self) -> None:
+        self.draw_plots()
 
     def _plot(self, name: str, note: str) -> PlotWidget:
         from textual_plot import PlotWidget
 
-        self.query_one(f"#{name}-note", Static).update(Text(note))
+        # A fixed-height note: updating it needs no new layout (a cursor move stays cheap).
+        self.query_one(f"#{name}-note", Static).update(Text(note), layout=False)
         plot = self.query_one(f"#{name}-plot", PlotWidget)
         plot.display = True
         plot.clear()
