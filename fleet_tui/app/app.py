@@ -73,6 +73,14 @@ class FleetApp(App[int]):
         if self.current_mode != name:
             self.switch_mode(name)
 
+    async def rebuild_screen(self, name: str) -> None:
+        """Drop the top-level screen `name` so the next visit builds it afresh (e.g. the Fleet
+        screen after the inventory changed). The screen shown now is never dropped."""
+        if name == self.current_mode:
+            return
+        await self.remove_mode(name)
+        self.add_mode(name, destination(name).build)
+
     def action_help(self) -> None:
         """Show every binding of the current screen and the app (generated, never hand-written)."""
         from fleet_tui.app.screens.help import HelpScreen

@@ -274,7 +274,7 @@ class InventoryScreen(FleetAppScreen[None]):
     def action_back_to_list(self) -> None:
         self.query_one("#inventory-nodes", DataTable).focus()
 
-    def action_save(self) -> None:
+    async def action_save(self) -> None:
         """Write the file (tomli-w), keeping its other keys; refused while the loader objects."""
         from fleet_tui.app.app import FleetApp
         from fleet_tui.config.inventory import InventoryError
@@ -296,6 +296,7 @@ class InventoryScreen(FleetAppScreen[None]):
         if isinstance(self.app, FleetApp):
             self.app.nodes = nodes
             self.app.inventory_path = self.path
+            await self.app.rebuild_screen("fleet")  # its table is built from the nodes: show the new ones
         self._show_error(None)
         self._status(f"saved {len(nodes)} node{'' if len(nodes) == 1 else 's'} to {self.path}")
         self.notify(f"saved {len(nodes)} nodes to {self.path}", title="Inventory")
