@@ -102,7 +102,7 @@ class Sweep:
         for line in self.proc.stderr:
             self._stderr.append(line)
 
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 120) -> dict[str, Any]:
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 240) -> dict[str, Any]:
         """The first event (from now on) that matches; fails on timeout or exit."""
         deadline = time.monotonic() + timeout
         while True:
@@ -118,7 +118,7 @@ class Sweep:
             if predicate(event):
                 return event
 
-    def finish(self, timeout: float = 240) -> int:
+    def finish(self, timeout: float = 540) -> int:
         code = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=5)
         self._err_reader.join(timeout=5)

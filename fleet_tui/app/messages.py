@@ -47,3 +47,17 @@ class HostKeyTrusted(Message, bubble=False):
     """The node whose key was trusted."""
     fingerprint: str
     """The SHA256 fingerprint that was written."""
+
+
+@dataclass
+class NodeActionDone(Message, bubble=False):
+    """A per-node action (deploy, selftest) finished; `text` says what it found, in words."""
+
+    name: str
+    """The node's inventory name."""
+    action: str
+    """"deploy" or "selftest"."""
+    text: str
+    """The outcome, one line (node-supplied parts already sanitised)."""
+    ok: bool
+    """False when the action failed or a check failed."""

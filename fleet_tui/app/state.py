@@ -49,6 +49,8 @@ class NodeState:
     """When the last probe answered (UTC, ISO seconds), shown in the detail pane."""
     recent_runs: tuple[str, ...] = ()
     """The node's latest stored runs with their verdict counts, one line each (newest first)."""
+    actions: dict[str, str] | None = None
+    """The last outcome of each per-node action (deploy, selftest), or "running…" while it runs."""
 
     @property
     def status(self) -> str:
@@ -130,10 +132,10 @@ def fleet_totals(states: Iterable[NodeState]) -> str:
     chips = Counter(str(s.facts["chip"]) for s in states if s.status == "ok" and s.facts.get("chip"))
     chip_text = ", ".join(f"{clip(display.clean(chip, 40), 26)} ×{n}" for chip, n in sorted(chips.items()))
     priced = [s.node.hourly_usd for s in states if s.node.hourly_usd is not None]
-    cost = f"${sum(priced):.2f}/h" if priced else "no prices"
+    cost = f"fleet ${sum(priced):.2f}/h" if priced else "cost: no hourly_usd in the inventory"
     if priced and len(priced) < len(states):
         cost += f" ({len(priced)} of {len(states)} priced)"
-    return f"{up} up · {failed} failed · chips: {chip_text or MISSING} · fleet {cost}"
+    return f"{up} up · {failed} failed · chips: {chip_text or MISSING} · {cost}"
 
 
 def matches(state: NodeState, needle: str) -> bool:

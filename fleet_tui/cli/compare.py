@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet_tui.cli.common import CommandError, open_existing_store
+from fleet_tui.cli.common import RUN_ID_MAX, CommandError, open_existing_store
 from fleet_tui.model.exit_codes import ExitCode
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def _run_id(text: str) -> int:
         value = int(text)
     except ValueError:
         raise CommandError(f"{text!r} is not a run id (see: fleet-tui runs)") from None
-    if value < 1:
+    if not 1 <= value <= RUN_ID_MAX:
         raise CommandError(f"{text!r} is not a run id (see: fleet-tui runs)")
     return value
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fleet_tui.cli.common import CommandError, open_existing_store
+from fleet_tui.cli.common import RUN_ID_MAX, CommandError, open_existing_store
 from fleet_tui.display import LINE_LIMIT, clean
 from fleet_tui.model.exit_codes import ExitCode
 
@@ -43,6 +43,8 @@ def _run_id(store: Store, text: str) -> int:
         value = int(text)
     except ValueError:
         raise CommandError(f"{text!r} is not a run id (see: fleet-tui runs)") from None
+    if not 1 <= value <= RUN_ID_MAX:
+        raise CommandError(f"{text!r} is not a run id (see: fleet-tui runs)")
     try:
         store.run(value)
     except StoreError as exc:

@@ -48,6 +48,17 @@ def _inventory_or_exit(args: argparse.Namespace) -> list[Node] | int:
         return ExitCode.BAD_INPUT
 
 
+def _settings_or_exit(args: argparse.Namespace, nodes: Sequence[Node]) -> SshSettings | int:
+    from fleet_tui.cli.common import known_hosts_error
+
+    settings = settings_from_args(args)
+    problem = known_hosts_error(settings, nodes)
+    if problem is not None:
+        print(f"fleet-tui: {problem}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    return settings
+
+
 # -- probe -------------------------------------------------------------------------------------
 
 
@@ -164,11 +175,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
+    settings = _settings_or_exit(args, nodes)
+    if isinstance(settings, int):
+        return settings
     results: list[ProbeResult] = []
     code = asyncio.run(
         probe_and_print(
             nodes,
-            settings_from_args(args),
+            settings,
             as_json=bool(args.json),
             out=sys.stdout,
             err=sys.stderr,
@@ -263,40 +277,19 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
-    return asyncio.run(
-        deploy_and_print(nodes, settings_from_args(args), as_json=bool(args.json), out=sys.stdout)
-    )
+    settings = _settings_or_exit(args, nodes)
+    if isinstance(settings, int):
+        return settings
+    return asyncio.run(deploy_and_print(nodes, settings, as_json=bool(args.json), out=sys.stdout))
 
 
 # -- selftest ----------------------------------------------------------------------------------
 
 
-def _checks_of(event: dict[str, Any]) -> list[dict[str, Any]]:
-    facts = event.get("facts")
-    checks = event.get("checks") if "checks" in event else (facts or {}).get("checks")
-    return [c for c in checks if isinstance(c, dict)] if isinstance(checks, list) else []
-
-
-async def selftest_node(node: Node, pool: FleetConnections) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run the agent's selftest on a node: (checks, agent error messages). Raises NodeError."""
-    from fleet_tui.fleet.agent import agent_events
-
-    transport = await pool.transport(node)
-    remote, _ = await pool.agent_path(node, transport)
-    checks: list[dict[str, Any]] = []
-    errors: list[str] = []
-    async with contextlib.aclosing(agent_events(transport, remote, "selftest")) as stream:
-        async for event in stream:
-            if event["type"] == "facts":
-                checks.extend(_checks_of(event))
-            elif event["type"] in ("error", "warning"):
-                errors.append(f"{event['type']} {event.get('code')}: {event.get('message')}")
-    return checks, errors
-
-
 async def selftest_and_print(
     nodes: Sequence[Node], settings: SshSettings, *, as_json: bool, out: IO[str]
 ) -> int:
+    from fleet_tui.fleet.selftest import check_counts, selftest_node
     from fleet_tui.fleet.session import FleetConnections
 
     any_failed_check = False
@@ -316,7 +309,7 @@ async def selftest_and_print(
             if error is not None:
                 failures += 1
             any_failed_check |= any(c.get("status") == "fail" for c in checks)
-            totals.update(str(c.get("status", "?")) for c in checks)
+            totals.update(check_counts(checks))
             if as_json:
                 record = {
                     "type": "result",
@@ -357,9 +350,10 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     nodes = _inventory_or_exit(args)
     if isinstance(nodes, int):
         return nodes
-    return asyncio.run(
-        selftest_and_print(nodes, settings_from_args(args), as_json=bool(args.json), out=sys.stdout)
-    )
+    settings = _settings_or_exit(args, nodes)
+    if isinstance(settings, int):
+        return settings
+    return asyncio.run(selftest_and_print(nodes, settings, as_json=bool(args.json), out=sys.stdout))
 
 
 __all__ = [

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from fleet_tui.cli.common import RUN_ID_MAX
 from fleet_tui.model.exit_codes import ExitCode
 
 Handler = Callable[[argparse.Namespace], int]
@@ -52,15 +53,36 @@ def _add_common(
         parser.add_argument("--json", action="store_true", help=json_help)
 
 
-def _seconds(text: str) -> float:
-    """A positive, finite number of seconds (argparse turns the ValueError into exit 2 naming the flag)."""
-    value = float(text)
-    if not math.isfinite(value) or value <= 0 or value > 86_400:
+def _number_type(name: str, low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse `type` for a finite number in [low, high] ((low, high] with `low_open`).
+
+    argparse turns the ValueError into "argument --flag: invalid <name> value: 'x'", exit 2, so
+    -1, nan, inf and 1e308 name the option instead of failing later with a traceback.
+    """
+
+    def parse(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = name  # argparse names the type in its error
+    return parse
+
+
+_seconds = _number_type("number of seconds in (0, 86400]", 0.0, 86_400.0, low_open=True)
+_fraction = _number_type("fraction in [0, 1)", 0.0, math.nextafter(1.0, 0.0))
+_utilisation = _number_type("fraction of hours in (0, 1]", 0.0, 1.0, low_open=True)
+
+
+def _run_id(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= RUN_ID_MAX:
         raise ValueError(text)
     return value
 
 
-_seconds.__name__ = "number of seconds in (0, 86400]"  # argparse names the type in its error
+_run_id.__name__ = f"run id (an integer in [1, {RUN_ID_MAX}])"
 
 
 def _add_ssh(parser: argparse.ArgumentParser, *, command: bool = True) -> None:
@@ -105,7 +127,9 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _sweep_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the plan and its estimate; run nothing")
-    parser.add_argument("--resume", metavar="RUN", help="run only the unfinished cells of run RUN")
+    parser.add_argument(
+        "--resume", type=_run_id, metavar="RUN", help="run only the unfinished cells of run RUN"
+    )
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML (one case per cell and per gate)")
     parser.add_argument(
         "--strict",
@@ -122,17 +146,17 @@ def _table_options(parser: argparse.ArgumentParser) -> None:
     """What shapes a comparison table: compare, capex and export share these."""
     parser.add_argument(
         "--min-effect",
-        type=float,
+        type=_fraction,
         default=0.02,
         metavar="F",
-        help="smallest change that counts as faster/slower, a fraction (default: 0.02 = 2%%)",
+        help="smallest change that counts as faster/slower, a fraction in [0, 1) (default: 0.02 = 2%%)",
     )
     parser.add_argument(
         "--utilisation",
-        type=float,
+        type=_utilisation,
         default=1.0,
         metavar="F",
-        help="fraction of hours a rented node is used, for the payback (default: 1.0)",
+        help="fraction of hours a rented node is used, in (0, 1], for the payback (default: 1.0)",
     )
     parser.add_argument("--output", metavar="FILE", help="write to FILE instead of standard output")
 
@@ -145,7 +169,9 @@ def _baseline_and_metric(parser: argparse.ArgumentParser) -> None:
 
 
 def _runs_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="*", metavar="RUN", help="run ids (default: the latest run)")
+    parser.add_argument(
+        "runs", nargs="*", type=_run_id, metavar="RUN", help="run ids (default: the latest run)"
+    )
 
 
 def _compare_options(parser: argparse.ArgumentParser) -> None:
@@ -178,7 +204,7 @@ def _baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run id (see: fleet-tui runs)")
+    parser.add_argument("run", type=_run_id, metavar="RUN", help="run id (see: fleet-tui runs)")
 
 
 def _export_options(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,8 @@ def _existing_store(db_arg: str | None) -> Store | None:
     from fleet_tui.store import Store
 
     path = resolve_db_path(db_arg)
-    return Store.open(path) if path.is_file() else None
+    # Anything there that is not a file (a directory, a FIFO) is refused by Store.open, by name.
+    return Store.open(path) if path.exists() else None
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -60,10 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.resume is not None:
             if args.spec:
                 return _fail("--resume takes the spec stored with the run; do not give SPEC as well")
-            try:
-                resume = int(args.resume)
-            except ValueError:
-                return _fail(f"--resume: run id must be an integer, got {args.resume!r}")
+            resume = int(args.resume)  # the parser checked it (a run id in [1, 2**63 - 1])
             store = _existing_store(args.db)
             if store is None:
                 return _fail(f"--resume {resume}: no store at {args.db or 'the default location'}")
@@ -129,6 +127,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             )
         return 0
 
+    if resume is not None:
+        assert store is not None
+        try:
+            # Held until the store closes: a second resume of this run now refuses (exit 2)
+            # instead of taking this one's running cells for a dead sweep's and marking them lost.
+            lock = store.lock_run(resume)
+        except StoreError as exc:
+            store.close()
+            return _fail(f"--resume {resume}: {exc}")
+        if lock.previous is not None:
+            print(
+                f"fleet-tui sweep: took over the lock of run {resume} from {lock.previous.describe()}, "
+                "which is no longer running",
+                file=sys.stderr,
+            )
+    from fleet_tui.cli.common import known_hosts_error
+
+    settings = settings_from_args(args)
+    problem = known_hosts_error(settings, targets)
+    if problem is not None:
+        if store is not None:
+            store.close()
+        return _fail(problem)
     if store is None:
         # Open (create) the store before building artifacts: a bad --db fails at once, exit 2.
         from fleet_tui.store import Store
@@ -138,7 +159,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except StoreError as exc:
             return _fail(str(exc))
     try:
-        return asyncio.run(_sweep(args, spec, targets, resume, store, settings_from_args(args)))
+        return asyncio.run(_sweep(args, spec, targets, resume, store, settings))
     finally:
         if store is not None:
             store.close()
@@ -486,10 +507,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     """`fleet-tui runs [--json]`: every stored run, newest first."""
     from fleet_tui.paths import resolve_db_path
     from fleet_tui.store import StoreError
+    from fleet_tui.store.db import not_a_store_file
 
     path = resolve_db_path(args.db)
-    if path.exists() and not path.is_file():
-        print(f"fleet-tui runs: --db {path} is not a file (a SQLite store is one file)", file=sys.stderr)
+    problem = not_a_store_file(path)
+    if problem is not None:
+        print(f"fleet-tui runs: {problem}", file=sys.stderr)
         return ExitCode.BAD_INPUT
     if not path.is_file():
         if args.json:

@@ -22,6 +22,7 @@ unknown key is an error (with the close match suggested), never silently ignored
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import sys
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 import tomli_w
+
+from fleet_tui.config.files import ConfigFileError, read_regular_text
 
 Transport = Literal["ssh", "local"]
 
@@ -76,6 +79,18 @@ NODE_KEYS: Final = tuple(f.name for f in fields(Node) if f.name != "source")
 DEFAULT_KEYS: Final = tuple(k for k in NODE_KEYS if k not in ("name", "host"))
 _TOP_LEVEL_KEYS: Final = ("defaults", "node")
 _NAME_PATTERN: Final = re.compile(r"^[\w.@:+-]+$")
+
+# What a host, user, path or jump host may be. Commands are quoted, so nothing here could run;
+# but `;`, `$(...)`, a newline or a leading `-` in these fields is always a mistake (or an attack
+# on some other tool reading the file), reported at load rather than as a confusing SSH failure.
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HOST_PATTERN: Final = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})$")
+"""A DNS name, an IPv4 address or a Host alias of ~/.ssh/config (IPv6 is checked by `ipaddress`)."""
+_USER_PATTERN: Final = re.compile(r"^[\w.][\w.@$-]{0,127}$")
+_PATH_PATTERN: Final = re.compile(r"^[\w./~+@:%,=](?:[\w./~+@:%,= -]{0,4094})$")
+"""A file path or command name: letters (any script), digits, spaces inside and `. / ~ + @ : % , = - _`
+(not first: `-`, which a program would read as an option)."""
+_SHOWN_MAX: Final = 60
 
 
 def resolve_inventory_path(arg: str | None) -> Path:
@@ -158,7 +173,8 @@ def _default_python(transport: str) -> str:
 
 def _inventory_files(root: Path) -> list[Path]:
     if root.is_dir():
-        files = sorted(p for p in root.glob("*.toml") if p.is_file())
+        # Not only regular files: a FIFO named *.toml in the folder is refused when read, not skipped.
+        files = sorted(p for p in root.glob("*.toml") if not p.is_dir())
         if not files:
             raise InventoryError(f"{root}: inventory folder has no *.toml files")
         return files
@@ -169,8 +185,8 @@ def _inventory_files(root: Path) -> list[Path]:
 
 def _load_file(file: Path) -> list[Node]:
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_regular_text(file)
+    except ConfigFileError as exc:
         raise InventoryError(f"{file}: cannot read inventory: {exc}") from None
     try:
         document = tomllib.loads(text)
@@ -246,8 +262,15 @@ def _check_value(key: str, value: object, where: str) -> Any:
             raise InventoryError(f"{prefix} must not be empty")
         if key == "name" and not _NAME_PATTERN.match(value):
             raise InventoryError(
-                f"{prefix}: {value!r} is not a valid node name (letters, digits and . _ - @ : + only)"
+                f"{prefix}: {_shown(value)} is not a valid node name (letters, digits and . _ - @ : + only)"
             )
+        if _CONTROL.search(value):
+            raise InventoryError(
+                f"{prefix}: {_shown(value)} contains a control character (newline, tab, ESC, ...)"
+            )
+        problem = _string_problem(key, value)
+        if problem:
+            raise InventoryError(f"{prefix}: {_shown(value)} {problem}")
         return value
     if key == "transport":
         if value not in ("ssh", "local"):
@@ -275,8 +298,66 @@ def _check_value(key: str, value: object, where: str) -> Any:
             if not isinstance(tag, str) or not tag.strip():
                 got = _toml_type(tag) if not isinstance(tag, str) else "an empty string"
                 raise InventoryError(f"{prefix} must be an array of non-empty strings; item {i} is {got}")
+            if _CONTROL.search(tag):
+                raise InventoryError(f"{prefix}: item {i} {_shown(tag)} contains a control character")
         return value
     raise AssertionError(f"unhandled inventory field {key}")  # NODE_KEYS and this function disagree
+
+
+def _shown(value: str) -> str:
+    """The value as a Python literal (control characters escaped), shortened for a message."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 4] + "...'"
+
+
+def _string_problem(key: str, value: str) -> str | None:
+    """Why `value` cannot be the field `key` (None when it can)."""
+    if key == "host":
+        return (
+            None
+            if _is_host(value)
+            else "is not a host name, IPv4 or IPv6 address, or ~/.ssh/config Host alias"
+        )
+    if key == "user":
+        return None if _USER_PATTERN.match(value) else "is not a user name (letters, digits and . _ - @ $)"
+    if key in ("python", "identity_file"):
+        if _PATH_PATTERN.match(value) and value == value.strip():
+            return None
+        return (
+            "is not a plain path (letters, digits, spaces inside and . / ~ + @ : % , = - _ only; "
+            "no shell syntax such as ; $ ` | & < > ( ) quotes or a leading -)"
+        )
+    if key == "proxy_jump":
+        for hop in value.split(","):
+            problem = _jump_problem(hop)
+            if problem:
+                return f"is not a jump host list ([user@]host[:port], comma-separated): {problem}"
+    return None
+
+
+def _is_host(value: str) -> bool:
+    if _HOST_PATTERN.match(value):
+        return True
+    try:
+        return ipaddress.ip_address(value.split("%", 1)[0]).version == 6
+    except ValueError:
+        return False
+
+
+def _jump_problem(hop: str) -> str | None:
+    user, _, host = hop.rpartition("@")
+    if user and not _USER_PATTERN.match(user):
+        return f"user {_shown(user)} is not a user name"
+    host, colon, port = host.rpartition(":") if ":" in host else (host, "", "")
+    if colon and not (port.isdigit() and 1 <= int(port) <= 65535):
+        if ":" in host:
+            return "an IPv6 address cannot be written here (use a Host alias from ~/.ssh/config)"
+        return f"port {_shown(port)} is not in 1-65535"
+    if ":" in host or host.startswith("["):
+        return "an IPv6 address cannot be written here (use a Host alias from ~/.ssh/config)"
+    if not _HOST_PATTERN.match(host):
+        return f"host {_shown(host)} is not a host name or IPv4 address"
+    return None
 
 
 def _toml_type(value: object) -> str:

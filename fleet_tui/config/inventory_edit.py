@@ -31,11 +31,14 @@ EDITABLE_FIELDS: tuple[str, ...] = tuple(NODE_KEYS)
 
 def read_document(path: Path) -> dict[str, Any]:
     """The whole file as TOML data (empty for a file that does not exist yet). InventoryError if bad."""
+    from fleet_tui.config.files import ConfigFileError, read_regular_text
+
     if not path.exists():
         return {}
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        # The loader's own reader: a FIFO or device in place of the file is refused, never read.
+        document = tomllib.loads(read_regular_text(path))
+    except ConfigFileError as exc:
         raise InventoryError(f"{path}: cannot read inventory: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(f"{path}: TOML syntax error: {exc}") from None

@@ -298,19 +298,22 @@ MAXIMUMS: Final[dict[str, float]] = {
     "coreml_vs_mlx_p95": 1_000.0,
     "sustained_vs_burst": 1_000.0,
 }
+MAX_POOLED_SAMPLES: Final = 20_000_000
+"""runs x max_samples: the samples one cell may pool across its runs (8 bytes each: 160 MB in the
+agent, and the most the controller stores for the cell)."""
 _GATE_KEYS = ("coreml_vs_mlx_p95", "sustained_vs_burst", "budget", "numeric")
 _SCHEDULER_KEYS = ("on_busy", "busy_wait_s", "max_attempts", "retry_backoff_s")
 
 
 def load_spec(path: str | Path) -> SweepSpec:
     """Read and validate a sweep spec file. Raises SpecError (also for an unreadable file)."""
+    from fleet_tui.config.files import ConfigFileError, read_regular_text
+
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(str(path), "", f"cannot read the spec: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(str(path), "", f"not UTF-8 text ({exc.reason})") from None
+        text = read_regular_text(path)
+    except ConfigFileError as exc:
+        raise SpecError(str(path), "", f"cannot read the spec: {exc}") from None
     return parse_spec(text, source=str(path))
 
 
@@ -564,6 +567,14 @@ class _Parser:
                     f"{low} ({getattr(measure, low):g}) is above {high} ({getattr(measure, high):g})",
                     low if low in table else high,
                 )
+        pooled = measure.runs * measure.max_samples
+        if pooled > MAX_POOLED_SAMPLES:
+            raise self.error(
+                where,
+                f"runs x max_samples ({measure.runs} x {measure.max_samples} = {pooled}) is above "
+                f"{MAX_POOLED_SAMPLES}, the samples one cell may hold",
+                "max_samples" if "max_samples" in table else "runs",
+            )
         return self.agent_accepts(measure, table)
 
     def agent_accepts(self, measure: MeasureSpec, table: Mapping[str, Any]) -> MeasureSpec:

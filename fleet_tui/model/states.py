@@ -11,6 +11,8 @@ class NodeErrorKind(StrEnum):
     AUTH_FAILED = "auth_failed"
     HOST_KEY_UNKNOWN = "host_key_unknown"
     HOST_KEY_CHANGED = "host_key_changed"
+    HOST_KEY_REVOKED = "host_key_revoked"
+    """The server presents a key known_hosts marks @revoked: refused, never trusted."""
     AGENT_ERROR = "agent_error"
     PROTOCOL_ERROR = "protocol_error"
     BUSY = "busy"

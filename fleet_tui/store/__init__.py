@@ -37,6 +37,7 @@ from fleet_tui.store.records import (
     unpack_ns,
 )
 from fleet_tui.store.results import ResultQueries
+from fleet_tui.store.runlock import LockHolder, RunLock, RunLockedError
 from fleet_tui.store.samples import SampleQueries
 from fleet_tui.store.schema import (
     CELL_STATES,
@@ -71,7 +72,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "VERDICTS",
     "CellRow",
+    "LockHolder",
     "RunRecord",
+    "RunLock",
+    "RunLockedError",
     "RunSummary",
     "SampleBatch",
     "Store",

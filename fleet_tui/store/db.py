@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Self
 
 from fleet_tui.paths import make_private_dir, resolve_db_path
 from fleet_tui.store.records import CellRow, StoreError
+from fleet_tui.store.runlock import RunLock, acquire_run_lock
 from fleet_tui.store.schema import BUSY_TIMEOUT_S, MIGRATIONS, SCHEMA_VERSION
 
 _CELL_COLUMNS = (
@@ -27,6 +29,7 @@ class StoreBase:
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         self._conn = connection
         self.path = path
+        self._run_locks: dict[int, RunLock] = {}
 
     @classmethod
     def open(
@@ -39,6 +42,9 @@ class StoreBase:
         this code.
         """
         db_path = resolve_db_path(path)
+        problem = not_a_store_file(db_path)
+        if problem is not None:
+            raise StoreError(problem)
         try:
             make_private_dir(db_path.parent)
         except OSError as exc:  # e.g. a path component is a file, or no permission
@@ -74,7 +80,25 @@ class StoreBase:
         return store
 
     def close(self) -> None:
+        for lock in self._run_locks.values():
+            lock.release()
+        self._run_locks.clear()
         self._conn.close()
+
+    def lock_run(self, run_id: int) -> RunLock:
+        """Hold run `run_id`'s lock until `release_run` or `close` (store/runlock.py).
+
+        Raises RunLockedError (a StoreError naming the holder) while another process holds it.
+        """
+        lock = self._run_locks.get(run_id)
+        if lock is None or not lock.held:
+            lock = self._run_locks[run_id] = acquire_run_lock(self.path, run_id)
+        return lock
+
+    def release_run(self, run_id: int) -> None:
+        lock = self._run_locks.pop(run_id, None)
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> Self:
         return self
@@ -126,6 +150,24 @@ class StoreBase:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
+
+
+def not_a_store_file(path: Path) -> str | None:
+    """Why `path` cannot be a store although it exists (a directory, a FIFO, a device), or None.
+
+    Checked before SQLite sees it: SQLite would fail on a directory with "unable to open database
+    file" and could block forever reading a FIFO.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # not there (yet): creating it reports a folder that cannot be made
+    except OSError as exc:
+        return f"{path}: cannot use it as the store: {exc.strerror or exc}"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+    return f"{path} is {kind}; a fleet-tui store (--db) is one SQLite file"
 
 
 def _cell_row(r: Sequence[Any]) -> CellRow:

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
 class RunQueries(StoreBase):
     def create_run(self, spec: SweepSpec, versions: Mapping[str, Any] | None = None) -> int:
-        """Start a run of `spec` (status "running"). Returns the run id."""
+        """Start a run of `spec` (status "running"). Returns the run id.
+
+        This store holds the new run's lock (`lock_run`), taken before the run is committed so
+        no `--resume` of it can start in between; closing the store releases it.
+        """
         with self._tx() as conn:
             cursor = conn.execute(
                 """INSERT INTO runs (name, spec_toml, spec_json, contract_hash, versions, status, started_at)
@@ -30,7 +34,9 @@ class RunQueries(StoreBase):
                     now_iso(),
                 ),
             )
-        return _lastrowid(cursor)
+            run_id = _lastrowid(cursor)
+            self.lock_run(run_id)
+        return run_id
 
     def set_run_status(self, run_id: int, status: str, exit_code: int | None = None) -> None:
         """Set a run's status; any status but "running" also stamps finished_at."""

@@ -2,13 +2,17 @@
 words that match the spec (warmup n (max N), samples n (floor N)); per sweep, cells done/total and
 an ETA.
 
-The ETA is the plan's estimate (every inference at its bucket's budget, see `plan`) of the cells
-not finished yet, on the busiest node (nodes run in parallel); it is a guide, not a measurement.
+The ETA starts as the plan's estimate (every inference at its bucket's budget, see `plan`) of the
+cells not finished yet, on the busiest node (nodes run in parallel). Budgets are ceilings, so that
+first figure is pessimistic; once cells have finished, each node's remaining estimate is scaled by
+how long its finished cells really took against their estimates (the whole sweep's ratio for a
+node with none finished yet). It is a guide, not a measurement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fleet_tui.config.spec import SweepSpec
@@ -35,7 +39,9 @@ def phase_text(phase: Any, done: Any, total: Any, run: Any, runs: int) -> str:
 class SweepCounters:
     """Cells done out of the cells this invocation runs, and the ETA of the rest."""
 
-    def __init__(self, cells: Iterable[CellRow], spec: SweepSpec) -> None:
+    def __init__(
+        self, cells: Iterable[CellRow], spec: SweepSpec, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         budgets = {(w.name, b.name): b.budget_ms for w in spec.workloads for b in w.buckets}
         self.estimate: dict[int, tuple[str, float]] = {
             cell.id: (
@@ -45,16 +51,40 @@ class SweepCounters:
             for cell in cells
         }
         self.finished: set[int] = set()
+        self.clock = clock
+        self.started: dict[int, float] = {}
+        # Per node: (seconds the timed cells took, seconds the plan estimated for them).
+        self.timed: dict[str, tuple[float, float]] = {}
+
+    def start(self, cell_id: int) -> None:
+        self.started[cell_id] = self.clock()
 
     def finish(self, cell_id: int) -> None:
+        """A cell is no longer ahead of the sweep; if it was started here, its time calibrates
+        the ETA (failed and lost cells count too: they took that time)."""
+        if cell_id in self.finished:
+            return
         self.finished.add(cell_id)
+        began = self.started.pop(cell_id, None)
+        if began is None or cell_id not in self.estimate:
+            return
+        node, estimate = self.estimate[cell_id]
+        took, planned = self.timed.get(node, (0.0, 0.0))
+        self.timed[node] = (took + self.clock() - began, planned + estimate)
+
+    def _scale(self, node: str) -> float:
+        took, planned = self.timed.get(node, (0.0, 0.0))
+        if planned <= 0:
+            took = sum(t for t, _ in self.timed.values())
+            planned = sum(p for _, p in self.timed.values())
+        return took / planned if planned > 0 else 1.0
 
     def eta_s(self) -> float:
         left: dict[str, float] = {}
         for cell_id, (node, seconds) in self.estimate.items():
             if cell_id not in self.finished:
                 left[node] = left.get(node, 0.0) + seconds
-        return max(left.values(), default=0.0)
+        return max((seconds * self._scale(node) for node, seconds in left.items()), default=0.0)
 
     def text(self) -> str:
         done = len(self.finished & self.estimate.keys())

@@ -138,8 +138,10 @@ def build_plan(
         for workload in spec.workloads:
             for bucket in workload.buckets:
                 for engine in spec.engines:
-                    reason = workload_unsupported_reason(workload.name) or unsupported_reason(
-                        engine, node_facts
+                    reason = (
+                        workload_unsupported_reason(workload.name)
+                        or node_workload_reason(workload.name, node_facts, node.python)
+                        or unsupported_reason(engine, node_facts)
                     )
                     cells.append(
                         PlannedCell(
@@ -168,6 +170,21 @@ def workload_unsupported_reason(workload: str) -> str | None:
 
     reason = workload_missing_reason(workload)
     return f"artifact cannot be built on the controller: {reason}" if reason else None
+
+
+def node_workload_reason(workload: str, facts: Mapping[str, Any] | None, python: str) -> str | None:
+    """Why a node cannot load `workload` although the controller built its artifact: the agent
+    loads the workload's definition (minilm-l6: its weights package) with the node's own Python,
+    and the probe lists the workloads it can load. None if it can, or if the facts do not say."""
+    from node_agent.workloads import workload_install_command
+
+    loadable = facts.get("workloads") if facts else None
+    if not isinstance(loadable, list | tuple) or workload in loadable:
+        return None
+    fix = workload_install_command(workload, python)
+    return f"the node's Python cannot load workload {workload}" + (
+        f"; install it on the node with: {fix}" if fix else ""
+    )
 
 
 def unsupported_reason(engine: EngineConfig, facts: Mapping[str, Any] | None) -> str | None:

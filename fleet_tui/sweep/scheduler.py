@@ -71,6 +71,7 @@ NEVER_RETRIED: Final = frozenset(
     {
         NodeErrorKind.HOST_KEY_UNKNOWN,
         NodeErrorKind.HOST_KEY_CHANGED,
+        NodeErrorKind.HOST_KEY_REVOKED,
         NodeErrorKind.AUTH_FAILED,
         NodeErrorKind.CONFIG,
         NodeErrorKind.CONTROLLER_ERROR,
@@ -447,6 +448,7 @@ class SweepScheduler:
             cell = self._cell(job, event)
             self._mark(cell, "running", None, new_attempt=True)
             job.began.add(cell.id)
+            self.counters.start(cell.id)
             self.progress.emit(
                 "cell_started",
                 node=node.name,

@@ -42,6 +42,7 @@ __all__ = [
     "tolerance_failures",
     "workload_available",
     "workload_definition",
+    "workload_install_command",
     "workload_missing_reason",
     "workload_names",
 ]
@@ -63,6 +64,7 @@ _DEFINITIONS = frozenset(__all__) - {
     "MINILM_PACKAGE",
     "WORKLOAD_NAMES",
     "workload_available",
+    "workload_install_command",
     "workload_missing_reason",
     "workload_names",
 }
@@ -74,6 +76,13 @@ def workload_available(name: str) -> bool:
     return package is None or importlib.util.find_spec(package) is not None
 
 
+def workload_install_command(name: str, python: str) -> str | None:
+    """The command that installs what workload `name` needs for interpreter `python` (None if
+    it needs nothing beyond the engines)."""
+    package = _NEEDS_PACKAGE.get(name)
+    return None if package is None else f"{python} -m pip install {_INSTALL_ARGS[package]}"
+
+
 def workload_missing_reason(name: str) -> str | None:
     """Why this interpreter cannot build or run workload `name`, with the command that fixes it."""
     package = _NEEDS_PACKAGE.get(name)
@@ -81,7 +90,7 @@ def workload_missing_reason(name: str) -> str | None:
         return None
     return (
         f"workload {name} needs the Python package {package}, not installed for {sys.executable}; "
-        f"install it with: {sys.executable} -m pip install {_INSTALL_ARGS[package]}"
+        f"install it with: {workload_install_command(name, sys.executable)}"
     )
 
 

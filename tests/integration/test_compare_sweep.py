@@ -31,7 +31,8 @@ from sweep_harness import Sweep, run_cli, spec_text, sweep_args, write_setup
 from fleet_tui.config.inventory import Node
 from fleet_tui.store import Store
 
-pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+# Bounds, not expectations: a sweep that takes ~1 min here took 4 min on a box at load 8.
+pytestmark = [pytest.mark.sshd, pytest.mark.slow, pytest.mark.timeout(600)]
 
 RUNS = 5
 BUCKET = "b8"

@@ -117,8 +117,9 @@ def test_page_names_the_app_and_loads_its_terminal(served: str) -> None:
 
 
 async def screen_text(url: str) -> str:
-    """Open the page's websocket as the browser does; the terminal text once the Fleet screen shows."""
-    ws_url = url.replace("http://", "ws://") + "/ws?width=120&height=30"
+    """Open the page's websocket as the browser does (wide enough for the whole footer); the
+    terminal text once the Fleet screen shows."""
+    ws_url = url.replace("http://", "ws://") + "/ws?width=200&height=40"
     seen = ""
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
         deadline = time.monotonic() + WAIT_S

@@ -27,7 +27,8 @@ from sweep_harness import (
 
 from fleet_tui.store import Store
 
-pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+# Bounds, not expectations: a sweep that takes ~1 min here took 4 min on a box at load 8.
+pytestmark = [pytest.mark.sshd, pytest.mark.slow, pytest.mark.timeout(600)]
 
 Factory = Callable[[int], SshdFleet]
 

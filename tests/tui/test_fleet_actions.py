@@ -81,3 +81,47 @@ async def test_totals_filter_sort_probe_and_auto_refresh(
         await pilot.press("a", "a", "a")
         await pilot.pause()
         assert screen.refresh_every_s == 0 and screen._refresh_timer is None
+
+
+async def test_deploy_and_selftest_the_selected_node(
+    local_node: Node, settle: Settle, wait_until: Any, tmp_path: Path
+) -> None:
+    """d uploads the agent to the node under the cursor and x runs its selftest: each outcome is
+    said in a notification and kept in the detail pane; on a node nothing listens for, the
+    failure is said the same way (never raised, never silent)."""
+    from fleet_tui.app.messages import NodeActionDone
+    from fleet_tui.app.widgets.node_detail import NodeDetail
+
+    done: list[NodeActionDone] = []
+
+    def keep(message: object) -> None:
+        if isinstance(message, NodeActionDone):
+            done.append(message)
+
+    app = two_node_app(local_node, tmp_path)
+    async with app.run_test(size=(120, 40), message_hook=keep) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, FleetScreen)
+        table = screen.query_one(NodeTable)
+        table.move_cursor(row=table.get_row_index("local"))
+        await pilot.press("d")
+        await wait_until(pilot, lambda: any(m.action == "deploy" for m in done), "the deploy outcome")
+        deploy = next(m for m in done if m.action == "deploy")
+        assert deploy.ok and deploy.name == "local"
+        assert deploy.text.startswith(("uploaded", "already present")) and "bytes" in deploy.text
+        await pilot.press("x")
+        await wait_until(pilot, lambda: any(m.action == "selftest" for m in done), "the selftest outcome")
+        selftest = next(m for m in done if m.action == "selftest")
+        assert " pass, " in selftest.text and " skipped" in selftest.text
+        await settle(pilot)
+        detail = str(screen.query_one(NodeDetail).render())
+        assert f"deploy {deploy.text}" in detail and f"selftest {selftest.text}" in detail
+
+        table.move_cursor(row=table.get_row_index("zz-nowhere"))
+        await pilot.press("x")
+        await wait_until(
+            pilot, lambda: any(m.name == "zz-nowhere" for m in done), "the refused node's outcome"
+        )
+        refused = next(m for m in done if m.name == "zz-nowhere")
+        assert not refused.ok and refused.text.startswith("unreachable")

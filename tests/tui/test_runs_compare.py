@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, OptionList
 
 from fleet_tui.app.app import FleetApp
 from fleet_tui.app.dialogs.export import BUNDLE, ExportDialog
-from fleet_tui.app.screens.compare import CompareScreen, CompareTable
+from fleet_tui.app.screens.compare import CompareScreen, CompareTable, cell_text
 from fleet_tui.app.screens.runs import RunsScreen
 from fleet_tui.config.inventory import Node
 from fleet_tui.export import FORMATS
@@ -86,6 +86,13 @@ async def test_runs_then_compare_then_export_markdown(
         grid = compare.query_one(CompareTable)
         assert grid.row_count == len(model.rows)
         assert len(grid.columns) == len(model.columns) + 1
+        # Every row shows its label and, per node, the words the table model gives its cell.
+        for row_index, model_row in enumerate(model.rows):
+            shown = [str(value) for value in grid.get_row_at(row_index)]
+            assert shown[0] == f"{model_row.workload} {model_row.bucket} {model_row.engine_key}"
+            assert shown[1:] == [
+                cell_text(model.cell(model_row.key, c.key), model.metric) for c in model.columns
+            ]
         # Verdict colouring comes from the table model's ratio verdicts.
         verdicts = {c.ratio.verdict for c in model.cells if c.ratio is not None}
         assert verdicts, "the fixture has cells compared with the baseline"

@@ -6,6 +6,7 @@ Regenerate after a deliberate change: pytest tests/tui/test_snapshots.py --snaps
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +70,27 @@ def test_screen_snapshot(
     snap_compare: Any, tmp_path: Path, size: tuple[int, int], keys: tuple[str, ...]
 ) -> None:
     assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=keys_then_settle(*keys))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_fleet_screen_snapshot(snap_compare: Any, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The Fleet screen after its probe: the refused node's row, detail pane and totals (the probe
+    time frozen like the store's timestamps)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        from fleet_tui.app.screens.fleet import FleetScreen
+
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = pilot.app.screen
+        assert isinstance(screen, FleetScreen)
+        for state in screen.states.values():
+            state.probed_at = "2026-01-01T00:00:00+00:00"
+            state.result = state.result and dataclasses.replace(state.result, seconds=0.01)
+            screen._redraw(state)
+        await pilot.pause()
+
+    assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=run_before)
 
 
 INVENTORY = """\

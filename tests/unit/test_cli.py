@@ -201,7 +201,10 @@ def test_runs_names_the_store_it_read(tmp_path: Path) -> None:
 def test_runs_on_a_directory_is_exit_2_with_the_reason(tmp_path: Path) -> None:
     result = _run_cli(["runs", "--db", str(tmp_path)])
     assert result.returncode == 2
-    assert "is not a file" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "is a directory; a fleet-tui store (--db) is one SQLite file" in result.stderr
+        and "Traceback" not in result.stderr
+    )
 
 
 def test_selftest_ends_with_its_counts() -> None:
@@ -277,3 +280,21 @@ def test_runs_shows_measured_time_apart_from_the_wall_span(tmp_path: Path) -> No
     as_json = _run_cli(["runs", "--db", str(db), "--json"])
     (record,) = json.loads(as_json.stdout.splitlines()[0])
     assert record["measured_s"] == 90.0 and record["wall_s"] == 7200.0
+
+
+def test_sweep_with_a_directory_as_known_hosts_exits_2_before_any_node(tmp_path: Path) -> None:
+    from spec_fixtures import spec_toml
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(spec_toml("kh"))
+    inventory = tmp_path / "fleet.toml"
+    inventory.write_text('[[node]]\nname = "far"\nhost = "far.invalid"\n')
+    folder = tmp_path / "kh"
+    folder.mkdir()
+    db = tmp_path / "x.db"
+    result = _run_cli(
+        ["sweep", str(spec), "--inventory", str(inventory), "--known-hosts", str(folder), "--db", str(db)]
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"known_hosts {folder} cannot be read: a directory" in result.stderr
+    assert "unreachable" not in result.stdout + result.stderr and not db.exists()

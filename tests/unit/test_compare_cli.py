@@ -49,7 +49,10 @@ def db(tmp_path: Path) -> Path:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
+    try:
+        code = main(list(args))
+    except SystemExit as exc:  # argparse refused an option (a number out of its range)
+        code = int(exc.code or 0)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -123,13 +126,15 @@ def test_export_formats_go_through_the_registry(
     ("args", "message"),
     [
         (["compare", "99"], "no run 99"),
-        (["compare", "x1"], "'x1' is not a run id"),
+        (["compare", "x1"], "argument RUN: invalid run id"),
+        (["compare", str(2**63)], "argument RUN: invalid run id"),
+        (["baseline", "set", "n", str(2**63)], f"'{2**63}' is not a run id"),
         (["compare", "1", "1"], "given twice"),
         (["compare", "--against", "missing"], "no baseline named 'missing'"),
         (["compare", "1", "--baseline", "zz"], "neither a node nor a chip"),
-        (["compare", "1", "--min-effect", "2"], "--min-effect must be a fraction"),
+        (["compare", "1", "--min-effect", "2"], "argument --min-effect: invalid fraction in [0, 1)"),
         (["capex", "42"], "no run 42"),
-        (["capex", "--utilisation", "0"], "utilisation must be in (0, 1]"),
+        (["capex", "--utilisation", "0"], "argument --utilisation: invalid fraction of hours in (0, 1]"),
         (["baseline", "set", "n", "42"], "no run 42"),
     ],
 )

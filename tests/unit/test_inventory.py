@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -152,6 +153,11 @@ _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", 
     lambda s: s.strip() != ""
 )
 _name = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", fullmatch=True)
+# Hosts, users and paths are checked at load (no shell syntax, no control characters).
+_host = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,30}", fullmatch=True) | st.ip_addresses().map(str)
+_user = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,15}", fullmatch=True)
+_path = st.from_regex(r"[~/A-Za-z0-9_.][A-Za-z0-9_./ +-]{0,30}[A-Za-z0-9_./+-]", fullmatch=True)
+_jump = st.builds(lambda u, h: f"{u}@{h}", _user, _name)
 _price = st.none() | st.floats(min_value=0, max_value=1e7, allow_nan=False, allow_infinity=False)
 
 
@@ -164,17 +170,17 @@ def _nodes(draw: st.DrawFn) -> list[Node]:
         nodes.append(
             Node(
                 name=name,
-                host=draw(_text),
+                host=draw(_host),
                 transport=transport,
                 port=draw(st.none() | st.integers(1, 65535)),
-                user=draw(st.none() | _text),
-                identity_file=draw(st.none() | _text),
-                python=draw(st.sampled_from([sys.executable if transport == "local" else "python3"]) | _text),
+                user=draw(st.none() | _user),
+                identity_file=draw(st.none() | _path),
+                python=draw(st.sampled_from([sys.executable if transport == "local" else "python3"]) | _path),
                 tier=draw(st.none() | _text),
                 hourly_usd=draw(_price),
                 purchase_usd=draw(_price),
                 tags=tuple(draw(st.lists(_text, max_size=3))),
-                proxy_jump=draw(st.none() | _text),
+                proxy_jump=draw(st.none() | _jump),
             )
         )
     return nodes
@@ -292,3 +298,153 @@ def test_error_in_second_file_of_a_folder_names_that_file(tmp_path: Path) -> Non
     write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\n', "a.toml")
     bad = write(tmp_path, '[[node]]\nname = "b"\nhost = "h"\nhourly_usd = -2\n', "b.toml")
     assert load_error(tmp_path).startswith(f"{bad}:4: node 'b' (#1): field 'hourly_usd'")
+
+
+# --- not a regular file ------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_inventory_is_refused_at_once(tmp_path: Path) -> None:
+    # No writer ever opens it: a blocking read would wait forever.
+    fifo = tmp_path / "fleet.toml"
+    os.mkfifo(fifo)
+    assert load_error(fifo) == f"{fifo}: cannot read inventory: a FIFO (named pipe), not a regular file"
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_in_an_inventory_folder_is_refused_not_skipped(tmp_path: Path) -> None:
+    write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\n', "a.toml")
+    os.mkfifo(tmp_path / "b.toml")
+    assert "b.toml: cannot read inventory: a FIFO" in load_error(tmp_path)
+
+
+@pytest.mark.timeout(20)
+def test_a_device_inventory_is_refused(tmp_path: Path) -> None:
+    assert "a character device, not a regular file" in load_error(Path("/dev/zero"))
+
+
+def test_an_oversized_inventory_is_refused(tmp_path: Path) -> None:
+    from fleet_tui.config.files import MAX_CONFIG_BYTES
+
+    big = write(tmp_path, "# " + "x" * MAX_CONFIG_BYTES + "\n")
+    assert "larger than 8 MB" in load_error(big)
+
+
+# --- shell syntax and control characters in hosts, users and paths ---------------------------
+
+_HOSTILE = [
+    "; rm -rf /tmp/x",
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "a\nb",
+    "a\x1b[2Jb",
+    "a|b",
+    "-oProxyCommand=x",
+    "a b",
+]
+
+
+_HOSTILE_CASES = [
+    (key, value)
+    for key in ("host", "user", "python", "proxy_jump", "identity_file")
+    for value in _HOSTILE
+    if not (key in ("python", "identity_file") and value == "a b")  # a space inside a path is fine
+]
+
+
+@pytest.mark.parametrize(("key", "value"), _HOSTILE_CASES)
+def test_shell_syntax_or_control_characters_are_a_load_error_naming_file_line_and_field(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    body = {"host": "h.example", key: value}
+    lines = "\n".join(f"{k} = {_toml_string(v)}" for k, v in body.items())
+    path = write(tmp_path, f'[[node]]\nname = "a"\n{lines}\n')
+    message = load_error(path)
+    line = 3 if key == "host" else 4
+    assert message.startswith(f"{path}:{line}: node 'a' (#1): field {key!r}: "), message
+    assert repr(value)[:20] in message  # shown escaped: no raw newline or ESC reaches the terminal
+    assert "\n" not in message and "\x1b" not in message
+
+
+def _toml_string(value: str) -> str:
+    return (
+        '"'
+        + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\x1b", "\\u001b")
+        + '"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("host", "m1-a.example.internal"),
+        ("host", "10.20.0.14"),
+        ("host", "::1"),
+        ("host", "fe80::1%en0"),
+        ("host", "mini_alias"),
+        ("user", "bench"),
+        ("user", "first.last@corp"),
+        ("python", "/Users/bench/.venvs/fleet/bin/python"),
+        ("python", "/Users/Jane Doe/venv/bin/python3.12"),
+        ("python", "python3"),
+        ("identity_file", "~/.ssh/id_ed25519_fleet"),
+        ("proxy_jump", "bench@bastion.example.internal"),
+        ("proxy_jump", "bastion:2222"),
+        ("proxy_jump", "a@jump1:22,jump2"),
+        ("tier", "M2 Pro (rented; $0.65/h)"),
+    ],
+)
+def test_legitimate_hosts_users_and_paths_load(tmp_path: Path, key: str, value: str) -> None:
+    path = write(
+        tmp_path,
+        f'[[node]]\nname = "a"\nhost = "h"\n{key} = {_toml_string(value)}\n'.replace(
+            'host = "h"\nhost', "host"
+        ),
+    )
+    assert getattr(load_inventory(path)[0], key) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("bench@[::1]:22", "IPv6 address cannot be written here"),
+        ("bastion:99999", "port '99999' is not in 1-65535"),
+        ("bad user@bastion", "user 'bad user' is not a user name"),
+        ("a,,b", "host '' is not a host name"),
+    ],
+)
+def test_a_bad_jump_host_names_the_hop(tmp_path: Path, value: str, expected: str) -> None:
+    path = write(tmp_path, f'[[node]]\nname = "a"\nhost = "h"\nproxy_jump = "{value}"\n')
+    assert expected in load_error(path)
+
+
+def test_control_characters_in_tier_and_tags_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\ntier = "M1\\u001b[2J"\n')
+    assert "field 'tier': 'M1\\x1b[2J' contains a control character" in load_error(path)
+    path = write(tmp_path, '[[node]]\nname = "a"\nhost = "h"\ntags = ["ok", "x\\ny"]\n')
+    assert "field 'tags': item 1 'x\\ny' contains a control character" in load_error(path)
+
+
+def test_probe_with_a_hostile_inventory_exits_2_without_running_anything(tmp_path: Path) -> None:
+    import subprocess
+
+    marker = tmp_path / "pwned"
+    path = write(tmp_path, f'[[node]]\nname = "a"\nhost = "h"\npython = "$(touch {marker})"\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleet_tui",
+            "probe",
+            "--inventory",
+            str(path),
+            "--db",
+            str(tmp_path / "x.db"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "field 'python'" in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()

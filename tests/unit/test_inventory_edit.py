@@ -129,3 +129,12 @@ def test_form_text_and_toml_values() -> None:
     assert field_value("tags", "a, b") == ["a", "b"]
     assert field_value("host", "  ") is None
     assert field_text(["a", "b"]) == "a, b" and field_text(None) == "" and field_text(2222) == "2222"
+
+
+def test_a_fifo_in_place_of_the_file_is_refused_not_read(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fleet.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(InventoryError, match="FIFO"):
+        read_document(fifo)

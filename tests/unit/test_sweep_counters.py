@@ -38,3 +38,25 @@ def test_counters_count_cells_and_estimate_the_busiest_node() -> None:
     counters.finish(1)
     counters.finish(3)
     assert counters.text() == "cells 3/3, ETA ~0s"
+
+
+def test_the_eta_learns_from_the_cells_that_finished() -> None:
+    """Budgets are ceilings: once cells finish faster than planned, the rest is scaled by each
+    node's own ratio (a node with no finished cell yet takes the sweep's ratio)."""
+    spec = parse_spec(spec_toml("c", workloads=(("mlp", (("b1", 2.0), ("b8", 2.0))),)))
+    now = [0.0]
+    cells = [_cell(1, "a", "b1"), _cell(2, "a", "b8"), _cell(3, "b", "b1"), _cell(4, "b", "b8")]
+    counters = SweepCounters(cells, spec, clock=lambda: now[0])
+    planned = estimate_cell_seconds(spec.measure, 2.0)
+    assert counters.eta_s() == 2 * planned
+    counters.start(1)
+    now[0] += planned / 4  # node a's first cell took a quarter of its estimate
+    counters.finish(1)
+    # a: one cell left at a quarter; b: two cells left at the sweep's ratio (a quarter too).
+    assert counters.eta_s() == 2 * planned / 4
+    counters.start(3)
+    now[0] += planned  # node b's first cell took its estimate
+    counters.finish(3)
+    assert counters.eta_s() == planned  # b's last cell at its own ratio, 1
+    counters.finish(4)  # finished without a start here (resumed elsewhere): no timing
+    assert counters.eta_s() == planned / 4

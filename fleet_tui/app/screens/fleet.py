@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -12,12 +12,13 @@ from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from fleet_tui.app.messages import HostKeyTrusted, NodeProbed, ProbeAborted
+from fleet_tui.app.messages import HostKeyTrusted, NodeActionDone, NodeProbed, ProbeAborted
 from fleet_tui.app.screens.base import FleetAppScreen
 from fleet_tui.app.screens.hostkey import HostKeyDialog
 from fleet_tui.app.state import NodeState, fleet_totals, matches
 from fleet_tui.app.widgets.node_detail import NodeDetail
 from fleet_tui.app.widgets.node_table import NodeTable
+from fleet_tui.display import clean
 from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class FleetScreen(FleetAppScreen[None]):
         Binding("r", "refresh", "Refresh"),
         Binding("p", "probe_selected", "Probe node"),
         Binding("t", "trust", "Trust host key"),
+        Binding("d", "deploy_selected", "Deploy agent"),
+        Binding("x", "selftest_selected", "Selftest"),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort"),
         Binding("a", "auto_refresh", "Auto-refresh"),
@@ -240,6 +243,78 @@ class FleetScreen(FleetAppScreen[None]):
     def _host_key_trusted(self, message: HostKeyTrusted) -> None:
         self.notify(f"{message.name}: trusted {message.fingerprint}", title="Host key")
         self.probe((message.name,), group=f"probe:{message.name}")
+
+    # -- per-node actions: deploy, selftest ----------------------------------------------
+
+    def action_deploy_selected(self) -> None:
+        """Upload the agent to the node under the cursor (only if absent or modified there)."""
+        self._node_action("deploy", self._deploy)
+
+    def action_selftest_selected(self) -> None:
+        """Run the agent's selftest on the node under the cursor; the counts go in the detail pane."""
+        self._node_action("selftest", self._selftest)
+
+    def _node_action(self, action: str, run: Callable[[Node], Awaitable[tuple[str, bool]]]) -> None:
+        state = self._selected()
+        if state is None:
+            self.notify("no node is selected", title=action.capitalize(), severity="warning")
+            return
+        node = state.node
+        state.actions = {**(state.actions or {}), action: "running…"}
+        self._show_detail()
+
+        async def work() -> None:
+            try:
+                text, ok = await run(node)
+            except Exception as exc:  # the node's fault or ours: said on its row, never raised
+                from fleet_tui.fleet.transport.base import as_node_error
+
+                error = as_node_error(exc, node.name, action)
+                text, ok = f"{error.kind}: {error.message}", False
+            self.post_message(NodeActionDone(node.name, action, clean(text, 200), ok))
+
+        self.run_worker(
+            work(),
+            name=f"{action} {node.name}",
+            group=f"{action}:{node.name}",
+            exclusive=True,
+            exit_on_error=False,
+            description=f"{action.capitalize()} on {node.name}",
+        )
+
+    async def _deploy(self, node: Node) -> tuple[str, bool]:
+        from fleet_tui.fleet.deploy import deploy_agent
+
+        pool = self.fleet_app.connections
+        result = await deploy_agent(await pool.transport(node), pool.bundle())
+        label = {"uploaded": "uploaded", "present": "already present", "replaced_tampered": "REPLACED"}
+        text = f"{label.get(result.status, result.status)} {result.bytes} bytes in {result.seconds:.2f} s"
+        return text, True
+
+    async def _selftest(self, node: Node) -> tuple[str, bool]:
+        from fleet_tui.fleet.selftest import check_counts, selftest_node
+
+        checks, messages = await selftest_node(node, self.fleet_app.connections)
+        counts = check_counts(checks)
+        failed = [str(c.get("name")) for c in checks if c.get("status") == "fail"]
+        text = f"{counts['pass']} pass, {counts['fail']} fail, {counts['skipped']} skipped"
+        if failed:
+            text += f" (failed: {', '.join(failed)})"
+        if messages:
+            text += f"; {len(messages)} agent message(s)"
+        return text, not failed
+
+    @on(NodeActionDone)
+    def _node_action_done(self, message: NodeActionDone) -> None:
+        state = self.states.get(message.name)
+        if state is not None:
+            state.actions = {**(state.actions or {}), message.action: message.text}
+            self._show_detail()
+        self.notify(
+            f"{message.name}: {message.text}",
+            title=message.action.capitalize(),
+            severity="information" if message.ok else "error",
+        )
 
     # -- filter, sort, auto-refresh -------------------------------------------------------
 

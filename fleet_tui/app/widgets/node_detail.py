@@ -138,6 +138,8 @@ def detail_content(state: NodeState, *, known_hosts: str, accept_new: bool) -> C
         parts.append(Content.from_markup("probe took $secs s", secs=f"{result.seconds:.2f}"))
     if state.probed_at is not None:
         parts.append(Content.from_markup("last probe $when", when=state.probed_at))
+    for action, outcome in (state.actions or {}).items():
+        parts.append(Content.from_markup("[dim]$action[/] $outcome", action=action, outcome=outcome))
     for line in state.recent_runs:
         parts.append(Content.from_markup("[dim]run[/] $line", line=line))
     if accept_new and node.transport != "local":

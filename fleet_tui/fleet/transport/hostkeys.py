@@ -3,7 +3,10 @@
 Host-key checking is never turned off. A host absent from known_hosts is `host_key_unknown`: the
 operator sees the server key's fingerprint and may trust it explicitly (`--accept-new-host-keys`
 headless, a confirm dialog in the TUI), which appends one line to known_hosts. A host present
-with other keys is `host_key_changed` and always refused (it could be a man in the middle).
+with other keys is `host_key_changed` and always refused (it could be a man in the middle). A key
+known_hosts marks `@revoked` is `host_key_revoked`: refused and never written, whatever the flags.
+A known_hosts that cannot be read or written (a directory, under a file, read-only) is the
+operator's config error (`config`, never retried), naming the path.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import stat
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import asyncssh
 
+from fleet_tui.config.files import ConfigFileError, file_kind, read_regular_text
 from fleet_tui.config.settings import SshSettings
 from fleet_tui.fleet.transport.base import HostKeyInfo, NodeError, NodeErrorKind
 from fleet_tui.fleet.transport.handshake import handshake_slot, map_connect_error
@@ -32,17 +37,63 @@ def known_hosts_pattern(host: str, port: int) -> str:
     return host if port == DEFAULT_SSH_PORT else f"[{host}]:{port}"
 
 
+KNOWN_HOSTS_MAX_BYTES = 64 * 1024 * 1024
+
+
+class KnownHostsError(Exception):
+    """known_hosts cannot be read or written: the operator's config, never the node's fault.
+
+    The message names the path and the reason.
+    """
+
+
 def load_known_hosts(path: Path) -> asyncssh.SSHKnownHosts:
     """The known_hosts file as asyncssh matches it; a missing file trusts nothing.
 
     (Passing asyncssh an empty value would make it fall back to ~/.ssh/known_hosts, so an
-    explicit empty object is used instead.)
+    explicit empty object is used instead.) A directory, a FIFO, a path under a file or an
+    unreadable file raises KnownHostsError: retrying cannot fix it and no node is to blame.
     """
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        text = ""
-    return asyncssh.import_known_hosts(text)
+        text = read_regular_text(path, KNOWN_HOSTS_MAX_BYTES)
+    except ConfigFileError as exc:
+        if not path.exists() and not path.is_symlink() and _parent_is_usable(path):
+            text = ""  # absent: nothing trusted yet (created on the first trusted key)
+        else:
+            raise KnownHostsError(f"known_hosts {path} cannot be read: {exc}") from None
+    try:
+        return asyncssh.import_known_hosts(text)
+    except (ValueError, asyncssh.KeyImportError) as exc:
+        raise KnownHostsError(f"known_hosts {path} cannot be parsed: {exc}") from None
+
+
+def _parent_is_usable(path: Path) -> bool:
+    """Every existing ancestor of `path` is a directory (else the file can never exist)."""
+    for folder in path.parents:
+        if folder.exists():
+            return folder.is_dir()
+    return True
+
+
+def known_hosts_problem(settings: SshSettings) -> str | None:
+    """Why the controller cannot use its known_hosts (None when it can), checked before any node.
+
+    Reading it must work (a missing file is fine); with `accept_new_host_keys` it must also be
+    writable, which is tested by opening it for append (created 0600 if absent, as the first
+    trusted key would create it): a read-only mount or folder is found now, not after a node's
+    key was fetched.
+    """
+    path = settings.known_hosts_path()
+    try:
+        load_known_hosts(path)
+    except KnownHostsError as exc:
+        return str(exc)
+    if settings.accept_new_host_keys:
+        try:
+            _open_for_append(path).close()
+        except KnownHostsError as exc:
+            return str(exc)
+    return None
 
 
 def ssh_config_arg(settings: SshSettings) -> tuple[()] | None | list[str]:
@@ -77,12 +128,43 @@ def _addresses(host: str) -> set[str]:
 
 def trusted_keys_for(path: Path, host: str, port: int) -> list[asyncssh.SSHKey]:
     """Keys known_hosts trusts for host:port (or its addresses), as asyncssh would match them."""
-    known = load_known_hosts(path)
+    return _matching(load_known_hosts(path), host, port)
+
+
+def revoked_keys_for(path: Path, host: str, port: int) -> list[asyncssh.SSHKey]:
+    """Keys known_hosts marks `@revoked` for host:port (or its addresses, or a wildcard).
+
+    Matched as trusted keys of a known_hosts holding only the revoked lines (marker removed):
+    asyncssh's own match drops the revoked keys of `[host]:port` when that pattern trusts no
+    key, so a lone `@revoked [host]:port` line would otherwise look like an unknown host.
+    """
+    load_known_hosts(path)  # the same checks and errors as every other read
+    try:
+        text = read_regular_text(path, KNOWN_HOSTS_MAX_BYTES)
+    except ConfigFileError:
+        text = ""  # absent (load_known_hosts refused every other reason)
+    lines = [
+        line.strip().split(None, 1)[1]
+        for line in text.splitlines()
+        if line.strip().startswith("@revoked ") and len(line.split()) >= 3
+    ]
+    return _matching(asyncssh.import_known_hosts("\n".join(lines) + "\n"), host, port)
+
+
+def _matching(known: asyncssh.SSHKnownHosts, host: str, port: int) -> list[asyncssh.SSHKey]:
     keys: list[asyncssh.SSHKey] = []
     for addr in {host} | _addresses(host):
         matched = known.match(host, addr, port if port != DEFAULT_SSH_PORT else None)
         keys.extend(k for k in matched[0] if k not in keys)
     return keys
+
+
+def _revoked_message(where: str, fingerprint: str, path: Path) -> str:
+    return (
+        f"host key REVOKED for {where}: the server presents {fingerprint}, which {path} marks "
+        "@revoked. Refusing to connect, and never trusting it (--accept-new-host-keys does not "
+        "apply); the node must get a new host key."
+    )
 
 
 async def fetch_host_key(node: Node, settings: SshSettings) -> HostKeyInfo:
@@ -120,11 +202,28 @@ async def trust_host_key(info: HostKeyInfo, known_hosts_path: Path) -> None:
     Refuses when the file already holds a different key for that host: that is a changed key,
     and trust-on-first-use must never overwrite one.
     """
+    try:
+        await _trust_host_key(info, known_hosts_path)
+    except KnownHostsError as exc:
+        raise NodeError(NodeErrorKind.CONFIG, info.node, str(exc)) from None
+
+
+async def _trust_host_key(info: HostKeyInfo, known_hosts_path: Path) -> None:
     loop = asyncio.get_running_loop()
     async with _append_locks.setdefault(loop, asyncio.Lock()):
         # A thread: reading the file and resolving the host's addresses both block.
         existing = await asyncio.to_thread(trusted_keys_for, known_hosts_path, info.host, info.port)
+        revoked = await asyncio.to_thread(revoked_keys_for, known_hosts_path, info.host, info.port)
         new_key = asyncssh.import_public_key(info.line.split(None, 1)[1])
+        if new_key in revoked:
+            raise NodeError(
+                NodeErrorKind.HOST_KEY_REVOKED,
+                info.node,
+                _revoked_message(
+                    known_hosts_pattern(info.host, info.port), info.fingerprint, known_hosts_path
+                ),
+                fingerprint=info.fingerprint,
+            )
         if existing and new_key not in existing:
             raise NodeError(
                 NodeErrorKind.HOST_KEY_CHANGED,
@@ -138,10 +237,22 @@ async def trust_host_key(info: HostKeyInfo, known_hosts_path: Path) -> None:
         await asyncio.to_thread(_append_line, known_hosts_path, info.line)
 
 
+def _open_for_append(path: Path) -> BinaryIO:
+    """known_hosts opened for reading and appending (~/.ssh created 0700, the file 0600)."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise KnownHostsError(f"known_hosts {path} cannot be written: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        kind = file_kind(os.fstat(fd).st_mode)
+        os.close(fd)
+        raise KnownHostsError(f"known_hosts {path} cannot be written: {kind}, not a regular file")
+    return os.fdopen(fd, "r+b", buffering=0)
+
+
 def _append_line(path: Path, line: str) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+b", buffering=0) as fh:
+    with _open_for_append(path) as fh:
         # Keep the file line-structured even if its last line had no newline.
         size = fh.seek(0, os.SEEK_END)
         separator = b""
@@ -154,9 +265,28 @@ def _append_line(path: Path, line: str) -> None:
 
 async def classify_host_key_failure(node: Node, settings: SshSettings) -> NodeError:
     """After HostKeyNotVerifiable: changed (known_hosts has other keys) or unknown (absent)."""
+    try:
+        return await _classify_host_key_failure(node, settings)
+    except KnownHostsError as exc:
+        return NodeError(NodeErrorKind.CONFIG, node.name, str(exc))
+
+
+async def _classify_host_key_failure(node: Node, settings: SshSettings) -> NodeError:
     path = settings.known_hosts_path()
     host, port = await asyncio.to_thread(target_of, node, settings)
     where = known_hosts_pattern(host, port)
+    if await asyncio.to_thread(revoked_keys_for, path, host, port):
+        # Checked first: a revoked key is neither "unknown" (trust-on-first-use would write it)
+        # nor "changed" (the operator would be told to delete the old line and retry).
+        offered = await fetch_host_key(node, settings)
+        public = asyncssh.import_public_key(offered.line.split(None, 1)[1])
+        if public in await asyncio.to_thread(revoked_keys_for, path, host, port):
+            return NodeError(
+                NodeErrorKind.HOST_KEY_REVOKED,
+                node.name,
+                _revoked_message(where, offered.fingerprint, path),
+                fingerprint=offered.fingerprint,
+            )
     if await asyncio.to_thread(trusted_keys_for, path, host, port):
         fingerprint: str | None = None
         try:

@@ -33,6 +33,7 @@ from fleet_tui.fleet.transport.base import (
 )
 from fleet_tui.fleet.transport.handshake import describe_target, handshake_slot, map_connect_error
 from fleet_tui.fleet.transport.hostkeys import (
+    KnownHostsError,
     classify_host_key_failure,
     fetch_host_key,
     load_known_hosts,
@@ -155,8 +156,12 @@ class SshTransport(Transport):
 
     async def _open(self) -> asyncssh.SSHClientConnection:
         node, settings = self.node, self.settings
+        try:
+            known_hosts = await asyncio.to_thread(load_known_hosts, settings.known_hosts_path())
+        except KnownHostsError as exc:  # the operator's file: not the node's fault, not retried
+            raise NodeError(NodeErrorKind.CONFIG, node.name, str(exc)) from None
         options: dict[str, Any] = {
-            "known_hosts": load_known_hosts(settings.known_hosts_path()),
+            "known_hosts": known_hosts,
             "config": ssh_config_arg(settings),
             "connect_timeout": settings.connect_timeout,
             "keepalive_interval": settings.keepalive_interval,
