@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -16,6 +16,9 @@ from fleet_tui.app.navigation import DESTINATIONS, destination
 from fleet_tui.config.inventory import Node, load_inventory
 from fleet_tui.fleet.session import FleetConnections
 from fleet_tui.fleet.transport.base import SshSettings
+
+if TYPE_CHECKING:
+    from fleet_tui.app.sweep_session import SweepSession
 
 
 class FleetApp(App[int]):
@@ -60,6 +63,8 @@ class FleetApp(App[int]):
         """The runs the Compare screen shows (set by the Runs screen; empty = the latest run)."""
         self.detail_run: int | None = None
         """The run the Run detail screen shows (set by the Runs screen; None = the latest run)."""
+        self.sweep: SweepSession | None = None
+        """The sweep started here (the latest one); an app worker runs it, whatever screen is shown."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # The key of the screen already shown is greyed out (None), not hidden: the footer stays put.
@@ -80,6 +85,12 @@ class FleetApp(App[int]):
             return
         await self.remove_mode(name)
         self.add_mode(name, destination(name).build)
+
+    async def action_quit(self) -> None:
+        """Quit; with a sweep running, ask first and stop it cleanly (the run is left interrupted)."""
+        from fleet_tui.app.sweep_session import quit_after_sweep
+
+        quit_after_sweep(self)
 
     def action_help(self) -> None:
         """Show every binding of the current screen and the app (generated, never hand-written)."""

@@ -44,6 +44,22 @@ class Destination:
 
 DESTINATIONS: tuple[Destination, ...] = (
     Destination("fleet", "f", "Fleet", "The live node table", "fleet_tui.app.screens.fleet", "FleetScreen"),
+    Destination(
+        "builder",
+        "w",
+        "Sweep builder",
+        "Build and launch a sweep",
+        "fleet_tui.app.screens.sweep_builder",
+        "SweepBuilderScreen",
+    ),  # fmt: skip
+    Destination(
+        "live",
+        "l",
+        "Live sweep",
+        "The sweep running here",
+        "fleet_tui.app.screens.live_sweep",
+        "LiveSweepScreen",
+    ),  # fmt: skip
     Destination("runs", "u", "Runs", "Every stored run", "fleet_tui.app.screens.runs", "RunsScreen"),
     Destination(
         "compare", "c", "Compare", "SoC side by side", "fleet_tui.app.screens.compare", "CompareScreen"

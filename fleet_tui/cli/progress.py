@@ -32,6 +32,8 @@ TICK_KINDS: Final = frozenset({"cell_progress"})
 """Events that are coalescable (only the latest matters)."""
 STATUS_KINDS: Final = frozenset({"node_status", "cell_progress", "cell_started"})
 """Events that only update a node's status line on a TTY (no log line)."""
+QUIET_KINDS: Final = frozenset({"samples", "thermal"})
+"""Per-batch events (the store has them) that only the TUI draws; the headless shapes skip them."""
 
 
 class JsonProgress(Progress):
@@ -40,6 +42,8 @@ class JsonProgress(Progress):
         self._last_tick: dict[str | None, float] = {}
 
     def emit(self, kind: str, *, node: str | None = None, message: str = "", **fields: Any) -> None:
+        if kind in QUIET_KINDS:
+            return
         if kind in TICK_KINDS:
             now = time.monotonic()
             if now - self._last_tick.get(node, 0.0) < JSON_TICK_S:
@@ -63,6 +67,8 @@ class PlainProgress(Progress):
         self._last_tick: dict[str | None, float] = {}
 
     def emit(self, kind: str, *, node: str | None = None, message: str = "", **fields: Any) -> None:
+        if kind in QUIET_KINDS:
+            return
         if not message:
             return
         if kind in TICK_KINDS:
@@ -107,6 +113,8 @@ class TtyProgress(Progress):
         self.stream.flush()
 
     def emit(self, kind: str, *, node: str | None = None, message: str = "", **fields: Any) -> None:
+        if kind in QUIET_KINDS:
+            return
         if node is not None and node not in self.status:
             self.nodes.append(node)
             self.status[node] = ""

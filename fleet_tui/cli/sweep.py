@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from fleet_tui.config.inventory import Node
     from fleet_tui.config.spec import SweepSpec
     from fleet_tui.store import CellRow, RunSummary, Store
-    from fleet_tui.sweep.artifacts import Artifact
-    from fleet_tui.sweep.events import Progress
-    from fleet_tui.sweep.plan import Plan
 
 
 def _fail(message: str) -> int:
@@ -51,8 +48,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """`fleet-tui sweep` (see the module doc)."""
     from fleet_tui.config.inventory import InventoryError
     from fleet_tui.config.settings import load_nodes, settings_from_args
-    from fleet_tui.config.spec import SpecError, load_spec, parse_spec
+    from fleet_tui.config.spec import SpecError, load_spec
     from fleet_tui.store import StoreError
+    from fleet_tui.sweep.launch import ResumeError, read_resumable
     from fleet_tui.sweep.plan import build_plan
 
     resume: int | None = None
@@ -65,15 +63,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             store = _existing_store(args.db)
             if store is None:
                 return _fail(f"--resume {resume}: no store at {args.db or 'the default location'}")
-            record = store.run(resume)
-            spec = parse_spec(record.spec_toml, source=f"{record.spec.get('source', 'spec')} (run {resume})")
+            inventory = load_nodes(args)
+            resumable = read_resumable(store, resume, inventory)
+            record, spec = resumable.record, resumable.spec
         elif not args.spec:
             return _fail("give a SPEC file (or --resume RUN)")
         else:
             spec = load_spec(args.spec)
-        inventory = load_nodes(args)
+            inventory = load_nodes(args)
         plan = build_plan(spec, inventory)
-    except (SpecError, InventoryError, StoreError) as exc:
+    except (SpecError, InventoryError, StoreError, ResumeError) as exc:
         if store is not None:
             store.close()
         return _fail(str(exc))
@@ -81,15 +80,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     targets = [n for n in inventory if n.name in plan.nodes]
     if resume is not None:
         assert store is not None
-        unfinished = store.unfinished_cells(resume, spec.scheduler.max_attempts)
-        known = {n.name for n in inventory}
-        missing = sorted({c.node for c in unfinished} - known)
-        if missing:
-            store.close()
-            return _fail(
-                f"--resume {resume}: node(s) {', '.join(missing)} of the run are not in the inventory"
-            )
-        targets = [n for n in inventory if n.name in {c.node for c in unfinished}]
+        unfinished, targets = resumable.unfinished, resumable.targets
         if not unfinished and record.status == "complete" and not (args.junit or args.json):
             # Re-running the scheduler would only restamp the finished run (its duration grew).
             # --json / --junit still go through it: scripts expect its sweep_finished line / file.
@@ -118,6 +109,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 facts = existing.latest_facts(plan.nodes)
                 plan = build_plan(spec, inventory, facts)
         print(plan.table())
+        from fleet_tui.sweep.launch import artifact_estimate_text
+
         print(artifact_estimate_text(spec, plan))
         unknown = [node for node in plan.nodes if node not in facts]
         if unknown:
@@ -165,61 +158,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             store.close()
 
 
-def artifact_estimate_text(spec: SweepSpec, plan: Plan) -> str:
-    """The dry-run's line on artifact builds: they run here before any node starts, so they add
-    to the wall time (0 when cached; see artifacts.build_estimate_s)."""
-    from fleet_tui.sweep.artifacts import build_estimate_s, coreml_precisions
-    from fleet_tui.sweep.plan import format_duration, workload_unsupported_reason
-
-    precisions = coreml_precisions(spec.engines)
-    parts: list[str] = []
-    total = 0.0
-    for workload in spec.workloads:
-        if workload_unsupported_reason(workload.name) is not None:
-            continue  # never built: its cells are unsupported
-        seconds = build_estimate_s(workload.name, precisions)
-        total += seconds
-        parts.append(f"{workload.name} {'cached' if seconds == 0 else '~' + format_duration(seconds)}")
-    return (
-        f"artifact builds (on this machine, before the nodes start): {', '.join(parts) or 'none'}; "
-        f"with them: ~{format_duration(plan.wall_estimate_s + total)} wall"
-    )
-
-
-async def _build_with_progress(
-    workloads: list[str], precisions: list[str], progress: Progress, stop: asyncio.Event
-) -> dict[str, Artifact]:
-    """Build (or reuse) each artifact in turn, with a line before and after each one: a cold
-    build takes tens of seconds, which must not look like a hang."""
-    from fleet_tui.sweep.artifacts import build_artifact
-    from fleet_tui.sweep.scheduler import _until_stopped
-
-    artifacts: dict[str, Artifact] = {}
-    for index, workload in enumerate(workloads, 1):
-        progress.emit(
-            "artifact_build",
-            message=f"artifact {workload} ({index}/{len(workloads)}): building or checking the cache",
-            workload=workload,
-        )
-        artifact = await _until_stopped(stop, "building artifacts", build_artifact(workload, precisions))
-        artifacts[workload] = artifact
-        if artifact.reused:
-            how = "cached"
-        else:
-            conversions = artifact.manifest.get("conversion_seconds") or {}
-            detail = ", ".join(f"Core ML {p} {float(s):.1f} s" for p, s in sorted(conversions.items()))
-            how = f"built in {artifact.build_s or 0:.1f} s" + (f" (conversion: {detail})" if detail else "")
-        progress.emit(
-            "artifact",
-            message=f"artifact {workload} ({index}/{len(workloads)}): {artifact.artifact_id} {how}",
-            workload=workload,
-            artifact_id=artifact.artifact_id,
-            reused=artifact.reused,
-            build_s=artifact.build_s,
-        )
-    return artifacts
-
-
 def _install_stop(stop: asyncio.Event, caught: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -239,11 +177,11 @@ async def _sweep(
     store: Store | None,
     settings: Any,
 ) -> int:
-    from fleet_tui import __version__
     from fleet_tui.cli.progress import make_progress
     from fleet_tui.fleet.session import FleetConnections
     from fleet_tui.store import Store, StoreError
     from fleet_tui.sweep.artifacts import ArtifactBuildError, coreml_precisions
+    from fleet_tui.sweep.launch import build_artifacts, buildable_workloads, sweep_versions
     from fleet_tui.sweep.scheduler import run_sweep
 
     stop = asyncio.Event()
@@ -251,12 +189,10 @@ async def _sweep(
     _install_stop(stop, caught)
     progress = make_progress([n.name for n in targets], as_json=args.json)
     out = sys.stdout
-    from fleet_tui.sweep.plan import workload_unsupported_reason
-
     # A workload whose artifact cannot be built here has only unsupported cells (build_plan).
-    workloads = [w.name for w in spec.workloads if workload_unsupported_reason(w.name) is None]
+    workloads = buildable_workloads(spec)
     try:
-        artifacts = await _build_with_progress(workloads, coreml_precisions(spec.engines), progress, stop)
+        artifacts = await build_artifacts(workloads, coreml_precisions(spec.engines), progress, stop)
     except ArtifactBuildError as exc:
         progress.close()
         return _fail(str(exc))
@@ -272,11 +208,7 @@ async def _sweep(
         return _fail(str(exc))
     try:
         async with FleetConnections(settings) as connections:
-            versions = {
-                "fleet_tui": __version__,
-                "agent_sha256": connections.bundle().sha256,
-                "artifacts": {a.workload: a.artifact_id for a in artifacts.values()},
-            }
+            versions = sweep_versions(connections, artifacts)
             try:
                 result = await run_sweep(
                     db,

@@ -426,6 +426,7 @@ class SweepScheduler:
             self.store.add_samples(
                 cell.id, samples["run"], samples["phase"], samples["ns"], samples.get("t_ns") or []
             )
+            self.progress.emit("samples", node=node.name, cell=cell.key, count=len(samples["ns"]))
         elif kind == "progress":
             if "cell_id" not in event:
                 return
@@ -459,6 +460,7 @@ class SweepScheduler:
             thermal = cast(ThermalEvent, event)
             cell_id = self._cell(job, thermal).id if "cell_id" in thermal else None
             self.store.add_thermal(self.run_id, node.name, thermal["t_ns"], thermal["state"], cell_id)
+            self.progress.emit("thermal", node=node.name, state=thermal["state"])
         elif kind == "cell_result":
             self._cell_result(node, job, event, report)
         elif kind == "hello":

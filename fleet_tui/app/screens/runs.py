@@ -47,7 +47,8 @@ def run_cells(run: RunSummary) -> tuple[str, ...]:
 
 
 class RunsScreen(FleetAppScreen[None]):
-    """Enter opens a run in Compare; space picks runs (two picked: run vs run in Compare)."""
+    """Enter opens a run in Compare; space picks runs (two picked: run vs run in Compare); R
+    resumes an interrupted run in Live sweep."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "compare", "Compare"),
@@ -55,6 +56,7 @@ class RunsScreen(FleetAppScreen[None]):
         Binding("space", "pick", "Pick"),
         Binding("r", "reload", "Reload"),
         Binding("e", "export", "Export / bundle"),
+        Binding("R", "resume", "Resume run", key_display="R"),
     ]
 
     def __init__(self) -> None:
@@ -178,3 +180,29 @@ class RunsScreen(FleetAppScreen[None]):
     async def action_export(self) -> None:
         """Export or bundle the picked run: Compare's export dialog, on that run's table."""
         await self._open_compare(export=True)
+
+    def action_resume(self) -> None:
+        """Resume the run under the cursor in Live sweep: what `fleet-tui sweep --resume N` does
+        (the run's own spec, its unfinished cells, on the nodes that hold them)."""
+        from fleet_tui.app.app import FleetApp
+        from fleet_tui.app.sweep_session import start_sweep
+        from fleet_tui.config.spec import SpecError
+        from fleet_tui.store import Store, StoreError
+        from fleet_tui.sweep.launch import ResumeError, read_resumable
+
+        app = self.app
+        run_id = self._cursor_run()
+        if run_id is None or not isinstance(app, FleetApp) or app.db_path is None:
+            self.notify("no run under the cursor", title="Resume", severity="warning")
+            return
+        try:
+            with Store.open(app.db_path) as store:
+                resumable = read_resumable(store, run_id, app.nodes)
+        except (SpecError, StoreError, ResumeError) as exc:
+            self.notify(str(exc), title="Not resumed", severity="error", markup=False)
+            return
+        if not resumable.unfinished and resumable.record.status == "complete":
+            self.notify(f"run {run_id} is already complete: nothing to resume", title="Resume")
+            return
+        if start_sweep(app, resumable.spec, resumable.targets, resume_run=run_id) is not None:
+            app.action_open_screen("live")
