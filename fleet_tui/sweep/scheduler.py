@@ -656,6 +656,38 @@ def result_figures(summary: Mapping[str, Any]) -> dict[str, Any]:
     figures["interval_method"] = method if isinstance(method, str) else None
     flags = summary.get("flags")
     figures["flags"] = [str(f) for f in flags] if isinstance(flags, list) else []
+    figures["energy"] = energy_figures(summary.get("energy"))
+    return figures
+
+
+def energy_figures(energy: object) -> dict[str, Any] | None:
+    """A summary's energy for `sweep --json`: ``{"status", "reader", "j_per_inference": {"value",
+    "ci95"}, "watts_soc", "watts_system"}`` (J and W); None when the cell ran without a reader."""
+    if not isinstance(energy, Mapping):
+        return None
+
+    def number(value: object) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return None
+        return float(value)
+
+    reader = energy.get("reader")
+    figures: dict[str, Any] = {
+        "status": str(energy.get("status")),
+        "reader": reader.get("name") if isinstance(reader, Mapping) else None,
+    }
+    per_inference = energy.get("j_per_inference")
+    soc = per_inference.get("soc") if isinstance(per_inference, Mapping) else None
+    low, high = (number(soc.get("lo")), number(soc.get("hi"))) if isinstance(soc, Mapping) else (None, None)
+    value = number(soc.get("estimate")) if isinstance(soc, Mapping) else None
+    figures["j_per_inference"] = (
+        None
+        if value is None
+        else {"value": value, "ci95": [low, high] if low is not None and high is not None else None}
+    )
+    watts = energy.get("avg_watts")
+    figures["watts_soc"] = number(watts.get("soc")) if isinstance(watts, Mapping) else None
+    figures["watts_system"] = number(watts.get("system")) if isinstance(watts, Mapping) else None
     return figures
 
 

@@ -98,6 +98,14 @@ def test_a_sweep_stores_and_compares_joules_per_inference(
         summary = store.result(cell.id)
         [row] = store.energy(run_id)
     assert summary is not None and summary["power_reader"] == "macmon"
+    # sweep --json's cell_result carries the same figures (J and W, the agent's interval).
+    [cell_event] = [e for e in sweep.events if e.get("type") == "cell_result"]
+    assert cell_event["energy"]["status"] == "ok" and cell_event["energy"]["reader"] == "macmon"
+    assert (
+        cell_event["energy"]["j_per_inference"]["value"]
+        == summary["energy"]["j_per_inference"]["soc"]["estimate"]
+    )
+    assert cell_event["energy"]["watts_soc"] == summary["energy"]["avg_watts"]["soc"]
     energy = summary["energy"]
     assert energy["status"] == "ok", energy
     assert energy["reader"]["name"] == "macmon" and energy["reader"]["interval_ms"] == 100
