@@ -14,12 +14,12 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from fleet_tui.app.messages import HostKeyTrusted, NodeActionDone, NodeProbed, ProbeAborted
 from fleet_tui.app.screens.base import FleetAppScreen
-from fleet_tui.app.screens.hostkey import HostKeyDialog
+from fleet_tui.app.screens.hostkey import review_and_trust
 from fleet_tui.app.state import NodeState, fleet_totals, matches
 from fleet_tui.app.widgets.node_detail import NodeDetail
 from fleet_tui.app.widgets.node_table import NodeTable
 from fleet_tui.display import clean
-from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
+from fleet_tui.fleet.transport.base import NodeErrorKind
 
 if TYPE_CHECKING:
     from fleet_tui.app.app import FleetApp
@@ -208,36 +208,11 @@ class FleetScreen(FleetAppScreen[None]):
         )
 
     async def _review_host_key(self, node: Node) -> None:
-        from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
-
-        app = self.fleet_app
-        try:
-            # Fetch again rather than reuse the probe's fingerprint: the dialog must show exactly
-            # the key that will be written.
-            offered = await fetch_host_key(node, app.settings)
-        except NodeError as exc:
-            self.notify(f"{node.name}: {exc.message}", title="Could not fetch the host key", severity="error")
+        fingerprint, said = await review_and_trust(self.app, node, self.fleet_app.settings)
+        if fingerprint is None:
+            self.notify(f"{node.name}: {said}", title="Host key", severity="warning")
             return
-        known_hosts = app.settings.known_hosts_path()
-        trusted = await self.app.push_screen_wait(
-            HostKeyDialog(
-                node_name=node.name,
-                host=offered.host,
-                port=offered.port,
-                key_type=offered.key_type,
-                fingerprint=offered.fingerprint,
-                known_hosts=known_hosts,
-            )
-        )
-        if not trusted:
-            self.notify(f"{node.name}: host key not trusted; nothing was written.", title="Host key")
-            return
-        try:
-            await trust_host_key(offered, known_hosts)
-        except NodeError as exc:  # another key appeared for this host meanwhile: never overwrite
-            self.notify(exc.message, title=f"{node.name}: not trusted", severity="error")
-            return
-        self.post_message(HostKeyTrusted(node.name, offered.fingerprint))
+        self.post_message(HostKeyTrusted(node.name, fingerprint))
 
     @on(HostKeyTrusted)
     def _host_key_trusted(self, message: HostKeyTrusted) -> None:

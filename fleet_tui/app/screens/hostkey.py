@@ -91,10 +91,11 @@ class HostKeyDialog(ModalScreen[bool]):
         self.dismiss(trust)
 
 
-async def review_and_trust(app: App[Any], node: Node, settings: SshSettings) -> str:
+async def review_and_trust(app: App[Any], node: Node, settings: SshSettings) -> tuple[str | None, str]:
     """Fetch `node`'s host key, show it in the dialog and trust it only on an explicit yes.
 
-    Returns what happened, in words, for the caller to show ("trusted SHA256:…", "not trusted").
+    Returns (the fingerprint now trusted, or None; what happened, in words, for the caller to
+    show: "trusted SHA256:…", "host key not trusted; nothing was written", …).
     The key is fetched afresh so the dialog shows exactly the key that will be written; a key
     that changed meanwhile is never overwritten.
     """
@@ -104,7 +105,7 @@ async def review_and_trust(app: App[Any], node: Node, settings: SshSettings) -> 
     try:
         offered = await fetch_host_key(node, settings)
     except NodeError as exc:
-        return f"could not fetch the host key: {exc.message}"
+        return None, f"could not fetch the host key: {exc.message}"
     known_hosts = settings.known_hosts_path()
     trusted = await app.push_screen_wait(
         HostKeyDialog(
@@ -117,9 +118,9 @@ async def review_and_trust(app: App[Any], node: Node, settings: SshSettings) -> 
         )
     )
     if not trusted:
-        return "host key not trusted; nothing was written"
+        return None, "host key not trusted; nothing was written"
     try:
         await trust_host_key(offered, known_hosts)
-    except NodeError as exc:
-        return f"not trusted: {exc.message}"
-    return f"trusted {offered.fingerprint}"
+    except NodeError as exc:  # another key appeared for this host meanwhile: never overwrite
+        return None, f"not trusted: {exc.message}"
+    return offered.fingerprint, f"trusted {offered.fingerprint}"

@@ -338,9 +338,9 @@ class InventoryScreen(FleetAppScreen[None]):
             result = answer
         error = result.error if result is not None else None
         if error is not None and error.kind is NodeErrorKind.HOST_KEY_UNKNOWN:
-            said = await review_and_trust(self.app, node, settings)
+            fingerprint, said = await review_and_trust(self.app, node, settings)
             self._status(f"{node.name}: {said}")
-            if not said.startswith("trusted"):
+            if fingerprint is None:
                 return
             async for answer in probe_fleet([node], settings):
                 result = answer
