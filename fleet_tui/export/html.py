@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from fleet_tui.analysis.tables import Cell, Column, ComparisonTable, Row
+from fleet_tui.analysis.tables import Cell, Column, ComparisonTable, Estimate, Row
 from fleet_tui.display import MAX_DOCUMENT_FIELD, clean
 from fleet_tui.export._text import all_tables, cell_lines, column_label, header
 from fleet_tui.export.json import document
@@ -307,6 +307,17 @@ def _energy_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[st
         for i, _, j, column, cell in _cells_of(table, rows)
         if cell.energy is not None and cell.energy.j_per_inference is not None
     ]
+    return _bar_figure(table, rows, colours, bars, "J per inference (SoC)")
+
+
+def _bar_figure(
+    table: ComparisonTable,
+    rows: Sequence[Row],
+    colours: dict[str, str],
+    bars: Sequence[tuple[int, int, Column, Estimate]],
+    ylabel: str,
+) -> Figure | None:
+    """One bar per (row, column) estimate, grouped by row, with its interval as error bars."""
     if not bars:
         return None
     fig = _figure(9.0, 3.0, bottom=0.8, left=0.8)
@@ -321,7 +332,7 @@ def _energy_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[st
         ax.bar([x], [est.value], width=width * 0.9, color=colours[column.key], yerr=err, capsize=3)
         used.append(column.key)
     ax.set_xticks(range(len(rows)), [r.engine_key for r in rows], rotation=15)
-    ax.set_ylabel("J per inference (SoC)")
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     _legend(ax, table, colours, used)
     return fig
@@ -471,21 +482,4 @@ def _cost_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[str,
         for i, _, j, column, cell in _cells_of(table, rows)
         if cell.cost is not None and cell.cost.cost_per_million_usd is not None
     ]
-    if not bars:
-        return None
-    fig = _figure(9.0, 3.0, bottom=0.8, left=0.8)
-    ax = fig.add_subplot()
-    width = 0.8 / max(1, len(table.columns))
-    used = []
-    for i, j, column, est in bars:
-        x = i - 0.4 + width * (j + 0.5)
-        err: Any = None
-        if est.low is not None and est.high is not None:
-            err = [[est.value - est.low], [est.high - est.value]]
-        ax.bar([x], [est.value], width=width * 0.9, color=colours[column.key], yerr=err, capsize=3)
-        used.append(column.key)
-    ax.set_xticks(range(len(rows)), [r.engine_key for r in rows], rotation=15)
-    ax.set_ylabel("USD per million inferences")
-    ax.grid(axis="y", alpha=0.3)
-    _legend(ax, table, colours, used)
-    return fig
+    return _bar_figure(table, rows, colours, bars, "USD per million inferences")
