@@ -50,6 +50,8 @@ CONDITIONS_EVERY_NS = 5_000_000_000
 """Sustained mode reads thermal conditions this often (docs/MEASUREMENT.md, "Drift")."""
 DRIFT_MAX_SAMPLES = 20_000
 """Per phase: stats.drift is pure Python; longer phases are thinned evenly in time (kept in order)."""
+MIN_ENERGY_INTERVAL_MS = 50
+MAX_ENERGY_INTERVAL_MS = 60_000
 VIF_REFRESH_GROWTH = 1.1
 """The stopping rule re-estimates serial dependence once the run has grown by 10% (it costs O(n log n))."""
 
@@ -96,6 +98,10 @@ class MeasureSettings:
     cooldown_s: float = 0.0
     wait_nominal_s: float = 120.0
     numeric: bool = True
+    energy: str = "off"
+    """The power reader (`node_agent.energy.ENERGY_CHOICES`); "off" measures no energy."""
+    energy_interval_ms: int = 500
+    """The reader's sampling interval; the idle baseline uses the same one."""
 
     @property
     def sample_floor(self) -> int:
@@ -117,7 +123,10 @@ class MeasureSettings:
         values: dict[str, Any] = {}
         for name, default in known.items():
             value = raw.get(name, default)
-            if isinstance(default, bool):
+            if isinstance(default, str):
+                if not isinstance(value, str):
+                    raise SettingsError(name, f"must be a string, got {value!r}")
+            elif isinstance(default, bool):
                 if not isinstance(value, bool):
                     raise SettingsError(name, f"must be true or false, got {value!r}")
             elif isinstance(default, int):
@@ -150,6 +159,16 @@ class MeasureSettings:
             raise SettingsError("max_samples", f"must be >= the sample floor ({self.sample_floor})")
         if not 0 < self.epsilon < 1:
             raise SettingsError("epsilon", "must be between 0 and 1 (a relative half-width)")
+        from node_agent.energy.auto import ENERGY_CHOICES
+
+        if self.energy not in ENERGY_CHOICES:
+            raise SettingsError("energy", f"must be one of {', '.join(ENERGY_CHOICES)}, got {self.energy!r}")
+        if not MIN_ENERGY_INTERVAL_MS <= self.energy_interval_ms <= MAX_ENERGY_INTERVAL_MS:
+            raise SettingsError(
+                "energy_interval_ms",
+                f"must be between {MIN_ENERGY_INTERVAL_MS} and {MAX_ENERGY_INTERVAL_MS}, "
+                f"got {self.energy_interval_ms}",
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -205,6 +224,21 @@ class RunRecord:
     sustained_duration_s: float = 0.0
     thermal_timeline: list[dict[str, Any]] = field(default_factory=list)
     calibration: list[tuple[int, int]] = field(default_factory=list)
+    measure_window_ns: tuple[int, int] | None = None
+    """(start, end) of the measure phase on `time.monotonic_ns()`: the clock the agent stamps
+    power readings with (system-wide, so the agent and the worker share it)."""
+    sustained_window_ns: tuple[int, int] | None = None
+
+    def energy_windows(self) -> dict[str, dict[str, int]]:
+        """The phases an energy reader can be asked about: start, end and inferences in each."""
+        windows: dict[str, dict[str, int]] = {}
+        for name, span, count in (
+            ("measure", self.measure_window_ns, len(self.measured)),
+            ("sustained", self.sustained_window_ns, len(self.sustained)),
+        ):
+            if span is not None and count:
+                windows[name] = {"start_ns": span[0], "end_ns": span[1], "inferences": count * self.loops}
+        return windows
 
 
 class Harness:
@@ -329,6 +363,7 @@ class Harness:
         epoch = self.epoch_ns
         rule = StopRule(settings.epsilon, self.clock_resolution_ns)
         next_check = floor_n
+        window_start = time.monotonic_ns()
         start = perf()
         last_flush_n, last_flush_t = 0, start
         reason = "stopped"
@@ -358,8 +393,10 @@ class Harness:
                 self._flush("measure", buf, last_flush_n, None)
                 self.progress("measure", n, floor_n)
                 last_flush_n, last_flush_t = n, now
+        window_end = time.monotonic_ns()
         self._flush("measure", buf, last_flush_n, None)
         self.progress("measure", buf.n, floor_n)
+        record.measure_window_ns = (window_start, window_end)
         record.measured_elapsed = buf.values()
         record.measured = per_call(record.measured_elapsed, loops)
         record.measured_t_ns = buf.times()
@@ -374,9 +411,10 @@ class Harness:
         perf = time.perf_counter_ns
         epoch = self.epoch_ns
         buf = _Samples(max(1024, len(record.measured)))
+        state = self._sample_conditions(record, perf())
+        window_start = time.monotonic_ns()
         start = perf()
         end = start + int(duration_s * 1e9)
-        state = self._sample_conditions(record, start)
         next_conditions = start + CONDITIONS_EVERY_NS
         last_flush_n, last_flush_t = 0, start
         while not self._stopped():
@@ -402,8 +440,10 @@ class Harness:
             elif buf.n - last_flush_n >= FLUSH_EVERY_SAMPLES or now - last_flush_t >= FLUSH_EVERY_NS:
                 self._flush("sustained", buf, last_flush_n, state)
                 last_flush_n, last_flush_t = buf.n, now
+        window_end = time.monotonic_ns()
         self._flush("sustained", buf, last_flush_n, state)
         self._sample_conditions(record, perf())
+        record.sustained_window_ns = (window_start, window_end)
         record.sustained_elapsed = buf.values()
         record.sustained = per_call(record.sustained_elapsed, loops)
         record.sustained_t_ns = buf.times()

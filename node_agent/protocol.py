@@ -273,6 +273,54 @@ def _one_of(*allowed: str) -> _Check:
     return check
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _rail_figures(value: object, *, non_negative: bool) -> str | None:
+    """{rail: number}: watts are never negative; a net joule figure may be (below idle)."""
+    if not isinstance(value, dict):
+        return "must be a JSON object of rail -> number"
+    for rail, number in value.items():
+        if not _finite(number) or (non_negative and number < 0):
+            return f"[{rail!r}] = {_short(number)} is not a{' non-negative' if non_negative else ''} number"
+    return None
+
+
+def _energy(value: object) -> str | None:
+    """A cell's energy figures (node_agent.energy.meter.cell_energy): the published numbers typed."""
+    if not isinstance(value, dict):
+        return "must be a JSON object"
+    if not isinstance(value.get("status"), str):
+        return "status must be a string"
+    for key in ("avg_watts", "idle_watts"):
+        if key in value:
+            problem = _rail_figures(value[key], non_negative=True)
+            if problem is not None:
+                return f"{key}{problem}"
+    per_inference = value.get("j_per_inference", {})
+    if not isinstance(per_inference, dict):
+        return "j_per_inference must be a JSON object"
+    for rail, figure in per_inference.items():
+        if not isinstance(figure, dict) or not _finite(figure.get("estimate")):
+            return f"j_per_inference[{rail!r}] needs a numeric estimate"
+        for bound in ("lo", "hi"):
+            if figure.get(bound) is not None and not _finite(figure[bound]):
+                return f"j_per_inference[{rail!r}].{bound} must be a number or null"
+    if value.get("reader") is not None and not isinstance(value["reader"], dict):
+        return "reader must be a JSON object or null"
+    return None
+
+
+def _result_summary(value: object) -> str | None:
+    """A cell_result summary: an object (or null) whose energy figures, when present, are typed."""
+    problem = _opt_object(value)
+    if problem is not None or not isinstance(value, dict) or "energy" not in value:
+        return problem
+    energy_problem = _energy(value["energy"])
+    return None if energy_problem is None else f"energy: {energy_problem}"
+
+
 _FIELDS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Check]]]] = {
     # type: (required fields, optional fields)
     "hello": (
@@ -314,7 +362,7 @@ _FIELDS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Check]]]] = {
     "thermal": ({"t_ns": _count, "state": _object}, {"cell_id": _str, "run": _count}),
     "cell_result": (
         {"cell_id": _str, "status": _one_of(*RESULT_STATUSES)},
-        {"reason": _opt_str, "summary": _opt_object},
+        {"reason": _opt_str, "summary": _result_summary},
     ),
     "warning": ({"code": _str, "message": _str}, {"cell_id": _str}),
     "error": ({"code": _str, "message": _str}, {"cell_id": _str}),

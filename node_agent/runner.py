@@ -33,7 +33,7 @@ from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from node_agent import measure, stats
 from node_agent.job import Cell, Job, JobError, check_memory, parse_job, verify_artifacts
@@ -41,6 +41,9 @@ from node_agent.lifecycle import Stopper, start_stdin_watchdog
 from node_agent.lock import AgentLock, LockBusy, agent_home
 from node_agent.protocol import AgentExit, Emitter, ProtocolError, decode_event
 from node_agent.worker import WORKER_BOOT, close_quietly, code_root, drain_stderr
+
+if TYPE_CHECKING:
+    from node_agent.energy.meter import RunMeter
 
 CONTENDED_LOAD_PER_CORE = 1.0
 """1-min load average per core (the agent's own one process not counted) above which a node is busy."""
@@ -195,7 +198,20 @@ class JobRunner:
             "force_mode": state.mode,
             "force_loops": state.loops,
         }
-        result = self._spawn_worker(state, r, subjob)
+        meter = self._start_meter(state)
+        try:
+            if meter is not None:
+                meter.start_collecting()
+                # The reader's own CPU use is not another tenant's: never counted as contention.
+                subjob["exclude_pids"] = meter.reader_pids()
+            result = self._spawn_worker(state, r, subjob)
+            energy = None
+            if meter is not None and result is not None and result.get("status") == "ok":
+                windows = (result.get("summary") or {}).pop("energy_windows", None)
+                energy = meter.finish(windows)
+        finally:
+            if meter is not None:
+                meter.close()
         after = _read_conditions(self.own_pids())
         state.conditions_after = after
         state.thermal_states.append(after.get("thermal_pressure"))
@@ -211,7 +227,29 @@ class JobRunner:
         state.thermal_states += record.get("thermal_states", [])
         state.contended += record.get("contended", [])
         record["conditions"] = {"before": before, "after": after}
+        if energy is not None:
+            record["energy"] = energy
         state.per_run.append(record)
+
+    def _start_meter(self, state: CellState) -> RunMeter | None:
+        """The run's power reader, started, with its idle baseline taken (None when energy is off)."""
+        settings = self.job.settings
+        if settings.energy == "off":
+            return None
+        from node_agent.energy.meter import RunMeter
+
+        self.out.emit("progress", cell_id=state.cell.cell_id, phase="energy_idle", done=0, total=1)
+        meter = RunMeter(settings.energy, settings.energy_interval_ms, self.stopper.event)
+        try:
+            meter.start_and_idle()
+        except BaseException:
+            meter.close()
+            raise
+        if meter.status != "ok" and meter.error:
+            self.out.warning(
+                "energy", f"cell {state.cell.cell_id}: {meter.error}", cell_id=state.cell.cell_id
+            )
+        return meter
 
     def _spawn_worker(self, state: CellState, r: int, subjob: dict[str, Any]) -> dict[str, Any] | None:
         """Run one worker; relay its events; return its cell_result fields (None when stopped)."""
@@ -354,6 +392,16 @@ class JobRunner:
             engine_info=first.get("engine_info"),
             worker_pids=[p.get("pid") for p in per_run],
         )
+        if settings.energy != "off":
+            from node_agent.energy.meter import cell_energy
+
+            energy = cell_energy(per_run, settings.energy, state.conditions_before)
+            summary["energy"] = energy
+            # A reader running beside the model is a condition of the cell (latency comparability).
+            reader = energy.get("reader")
+            summary["power_reader"] = reader.get("name") if isinstance(reader, dict) else None
+            if energy.get("status") == "energy_too_short":
+                summary["flags"] = sorted({*summary["flags"], "energy_too_short"})
         return summary
 
 
@@ -394,6 +442,10 @@ def run_job_from_stdin(out: Emitter, stdin: IO[str] | None = None) -> int:
         return JobRunner(job, out, stopper).run()
     finally:
         stopper.terminate_workers()
+        if job.settings.energy != "off":
+            from node_agent.energy import stop_all_readers
+
+            stop_all_readers()
         lock.release()
 
 
@@ -456,7 +508,8 @@ def _worker_run(subjob: dict[str, Any], out: Emitter, stopper: Stopper) -> dict[
 
     from node_agent.thermal import read_conditions
 
-    own_pids = {os.getpid(), os.getppid()}  # this worker and the agent that started it
+    # this worker, the agent that started it, and the agent's power reader
+    own_pids = {os.getpid(), os.getppid(), *(subjob.get("exclude_pids") or [])}
 
     def conditions_now() -> dict[str, Any]:
         return read_conditions(exclude_pids=sorted(own_pids))
@@ -509,6 +562,8 @@ def _worker_run(subjob: dict[str, Any], out: Emitter, stopper: Stopper) -> dict[
         ),
     }
     summary["memory_peak_bytes"] = engine.peak_memory_bytes()
+    if settings.energy != "off":
+        summary["energy_windows"] = record.energy_windows()
     if subjob.get("numeric"):
         summary["numeric"] = _numeric(engine, cell, precision_of(cell["engine"], cell["config"]))
     if subjob.get("compute_plan") and cell["engine"] == "coreml":

@@ -5,6 +5,10 @@
   run-level interval of the mean latency carries over.
 - **Cost per million inferences** = hourly_usd x mean latency (ms) / 3.6
   (a million inferences take 1e6 x latency_ms / 3.6e6 hours); its interval is the latency's.
+- **Electricity**, where the node was measured with a power reader and a price is known
+  (inventory ``kwh_usd``, else the spec's ``[measure] kwh_usd``): gross joules per inference (idle
+  included, the whole system where the reader has it) x kwh_usd / 3.6 per million inferences,
+  added to the cost per million.
 - **Payback** (months) = purchase_usd / (hourly_usd x 730 h x utilisation): how long renting the
   same node at that utilisation takes to cost the purchase price.
 - **Cheapest tier** per workload: among (tier, engine config) candidates, those whose *upper*
@@ -37,6 +41,28 @@ DEFAULT_UTILISATION = 1.0
 def cost_per_million_usd(hourly_usd: float, latency_ms: float) -> float:
     """US dollars per million back-to-back inferences of `latency_ms` each at `hourly_usd`."""
     return hourly_usd * latency_ms / 3.6
+
+
+def electricity_per_million_usd(joules_per_inference: float, kwh_usd: float) -> float:
+    """US dollars of electricity per million inferences of `joules_per_inference` each
+    (a million inferences use 1e6 x J / 3.6e6 kWh)."""
+    return joules_per_inference * kwh_usd / 3.6
+
+
+def gross_joules_per_inference(ev: CellEvidence) -> float | None:
+    """Joules per inference idle included (what the meter bills): the whole system where the
+    reader has it, else the SoC."""
+    energy = ev.energy
+    if energy is None or energy.get("status") != "ok":
+        return None
+    gross = energy.get("gross_j_per_inference")
+    if not isinstance(gross, Mapping):
+        return None
+    for rail in ("system", "soc"):
+        value = gross.get(rail)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+    return None
 
 
 def payback_months(purchase_usd: float, hourly_usd: float, utilisation: float) -> float | None:
@@ -78,6 +104,22 @@ def cell_cost(ev: CellEvidence, column: Column, budget_ms: float | None, utilisa
                 "usd",
                 "propagated" if latency.low is not None else "",
             )
+    electricity = None
+    joules = gross_joules_per_inference(ev)
+    if column.kwh_usd is not None and joules is not None:
+        electricity = electricity_per_million_usd(joules, column.kwh_usd)
+        # Rent (when the node is rented) plus the electricity its inferences use; an owned node
+        # (no hourly price) costs its electricity alone.
+        if cost is None:
+            cost = Estimate(electricity, unit="usd")
+        else:
+            cost = Estimate(
+                cost.value + electricity,
+                None if cost.low is None else cost.low + electricity,
+                None if cost.high is None else cost.high + electricity,
+                "usd",
+                cost.method,
+            )
     payback = None
     if column.purchase_usd is not None and column.hourly_usd:
         payback = payback_months(column.purchase_usd, column.hourly_usd, utilisation)
@@ -88,6 +130,8 @@ def cell_cost(ev: CellEvidence, column: Column, budget_ms: float | None, utilisa
         throughput_per_s=throughput,
         cost_per_million_usd=cost,
         payback_months=payback,
+        electricity_per_million_usd=electricity,
+        kwh_usd=column.kwh_usd if electricity is not None else None,
         utilisation=utilisation,
         meets_budget=meets,
         p95_upper_ms=upper,
@@ -310,6 +354,15 @@ def capex_table(
         f"Cost per million inferences = hourly price x mean sustained latency (ms) / 3.6, interval from the "
         f"latency's; payback = purchase / (hourly x {HOURS_PER_MONTH:g} h x utilisation {utilisation:g}); "
         f"budgets judged on the upper 95% bound of the sustained p95 on every node of a tier.",
+        *(
+            (
+                "Electricity is added where a node was measured with a power reader and has a kWh price: "
+                "gross joules per inference (idle included; the whole system where the reader has it) "
+                "x kwh_usd / 3.6 per million inferences.",
+            )
+            if any(c.cost is not None and c.cost.electricity_per_million_usd is not None for c in table.cells)
+            else ()
+        ),
         *table.notes,
     )
     return replace(

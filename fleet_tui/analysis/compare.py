@@ -27,7 +27,13 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from fleet_tui.analysis.evidence import ENGINE_KEY_FIELDS, CellEvidence, RunEvidence, key_difference
+from fleet_tui.analysis.evidence import (
+    ENGINE_KEY_FIELDS,
+    CellEvidence,
+    NodeInfo,
+    RunEvidence,
+    key_difference,
+)
 from fleet_tui.analysis.runstats import compare_run_values
 from fleet_tui.analysis.tables import (
     Cell,
@@ -35,6 +41,7 @@ from fleet_tui.analysis.tables import (
     Column,
     ComparisonTable,
     DeviceShare,
+    Energy,
     Estimate,
     GateBadge,
     NumericCheck,
@@ -46,7 +53,7 @@ from node_agent.tdist import t_ppf
 
 DEFAULT_MIN_EFFECT = 0.02
 COREML_GATE_DEFAULT = 1.25
-RATIO_METRICS = ("p50", "p95", "cold", "cost")
+RATIO_METRICS = ("p50", "p95", "cold", "cost", "energy")
 """Metrics with a run-level ratio; drift and share are shown but not tested (one value per cell)."""
 
 _NS_PER_MS = 1e6
@@ -109,7 +116,68 @@ def metric_values(ev: CellEvidence, metric: str) -> list[float]:
     if metric == "cost":
         phase = ev.sustained if ev.sustained.runs else ev.measure
         return [v / _NS_PER_MS for v in phase.mean]
+    if metric == "energy":
+        return list(ev.energy_values("soc"))
     return []
+
+
+def energy_floor(ev: CellEvidence) -> str | None:
+    """Why a cell has no energy to compare (None when it has per-run joules per inference)."""
+    energy = ev.energy
+    if energy is None:
+        return "no energy measured (spec [measure] energy is off)"
+    status = energy.get("status")
+    if status != "ok":
+        return f"no energy published ({status})"
+    values = ev.energy_values("soc")
+    if not values:
+        return "no SoC joules per inference (no idle baseline)"
+    if any(v <= 0 for v in values):
+        return "joules per inference at or below idle in a run (below_idle)"
+    return None
+
+
+def cell_energy(ev: CellEvidence, throughput_per_s: float | None) -> Energy | None:
+    """The table's energy figures of one cell (None when it was measured without a reader)."""
+    energy = ev.energy
+    if energy is None:
+        return None
+    reader = energy.get("reader") if isinstance(energy.get("reader"), Mapping) else {}
+    assert isinstance(reader, Mapping)
+
+    def number(group: str, rail: str) -> float | None:
+        raw = energy.get(group)
+        return _num(raw.get(rail)) if isinstance(raw, Mapping) else None
+
+    def estimate(rail: str) -> Estimate | None:
+        values = ev.energy_values(rail)
+        if values and all(v > 0 for v in values):
+            found = run_level_estimate(values, unit="J")
+            if found is not None:
+                return found
+        raw = energy.get("j_per_inference")
+        figure = raw.get(rail) if isinstance(raw, Mapping) else None
+        value = _num(figure.get("estimate")) if isinstance(figure, Mapping) else None
+        return None if value is None else Estimate(value, unit="J")
+
+    watts_soc = number("avg_watts", "soc")
+    flags = energy.get("flags")
+    return Energy(
+        status=str(energy.get("status")),
+        reader=reader.get("name") if isinstance(reader.get("name"), str) else None,
+        reader_version=reader.get("version") if isinstance(reader.get("version"), str) else None,
+        window=energy.get("window") if isinstance(energy.get("window"), str) else None,
+        j_per_inference=estimate("soc"),
+        j_per_inference_system=estimate("system"),
+        watts_soc=watts_soc,
+        watts_system=number("avg_watts", "system"),
+        idle_watts_soc=number("idle_watts", "soc"),
+        idle_watts_system=number("idle_watts", "system"),
+        perf_per_watt=throughput_per_s / watts_soc
+        if throughput_per_s is not None and watts_soc is not None and watts_soc > 0
+        else None,
+        flags=tuple(str(f) for f in flags) if isinstance(flags, list) else (),
+    )
 
 
 def _num(value: object) -> float | None:
@@ -202,6 +270,8 @@ def ratio_text(r: Ratio, *, cost: bool = False) -> str:
         "slower": "dearer" if cost else "slower",
         "no_significant_difference": "no significant difference",
     }
+    if r.metric == "energy":
+        words |= {"faster": "less energy", "slower": "more energy"}
     text = f"{r.estimate:.3f}x{interval} {words[r.verdict]}"
     if r.numeric_gate_failed and r.verdict == "faster":
         text += " but the numeric gate failed"
@@ -244,6 +314,13 @@ def compare_cells(
     differences = key_difference(ev.key, reference.key, ENGINE_KEY_FIELDS if across_engines else ())
     if differences:
         return insufficient("not comparable: " + "; ".join(differences))
+    if metric == "energy":
+        missing = energy_floor(ev)
+        if missing is not None:
+            return insufficient(missing)
+        missing = energy_floor(reference)
+        if missing is not None:
+            return insufficient(f"reference: {missing}")
     mine, theirs = metric_values(ev, metric), metric_values(reference, metric)
     result = compare_run_values(theirs, [v * scale for v in mine], min_effect)
     welch = result.welch
@@ -338,6 +415,7 @@ def build_cell(
         ratio=ratio,
         throughput_per_s=1000.0 / p50.value if p50 and p50.value > 0 else None,
         tokens_per_s=tokens,
+        energy=cell_energy(ev, 1000.0 / p50.value if p50 and p50.value > 0 else None),
     )
 
 
@@ -364,8 +442,17 @@ def _node_column(run: RunEvidence, node: str, key: str, label: str) -> Column:
         tier_mismatch=mismatch,
         hourly_usd=info.hourly_usd if info else None,
         purchase_usd=info.purchase_usd if info else None,
+        kwh_usd=_kwh_usd(run, info),
         group=chip or "unknown chip",
     )
+
+
+def _kwh_usd(run: RunEvidence, info: NodeInfo | None) -> float | None:
+    """The electricity price of a node: its inventory kwh_usd, else the spec's [measure] kwh_usd."""
+    if info is not None and info.kwh_usd is not None:
+        return info.kwh_usd
+    measure = run.run.spec.get("measure") if isinstance(run.run.spec, Mapping) else None
+    return _num(measure.get("kwh_usd")) if isinstance(measure, Mapping) else None
 
 
 def _row_of(ev: CellEvidence, budgets: Mapping[tuple[str, str], float], node: str | None = None) -> Row:
@@ -432,7 +519,13 @@ def _pick_baseline(placed: Sequence[_Placed], wanted: str | None) -> _Placed:
 def _method_note(metric: str, min_effect: float) -> str:
     if metric not in RATIO_METRICS:
         return f"{metric} is shown per cell and not tested against the baseline (one value per cell)."
-    what = {"p50": "p50", "p95": "p95", "cold": "cold start", "cost": "cost per inference"}[metric]
+    what = {
+        "p50": "p50",
+        "p95": "p95",
+        "cold": "cold start",
+        "cost": "cost per inference",
+        "energy": "SoC joules per inference (net of idle)",
+    }[metric]
     return (
         f"Ratios are this cell over the baseline's {what}: Welch t on the log of per-run values (the run is "
         f"the unit of replication), 95% interval; faster or slower only when the interval excludes 1 and the "
@@ -442,8 +535,8 @@ def _method_note(metric: str, min_effect: float) -> str:
 
 
 def _check_metric(metric: str) -> None:
-    if metric not in ("p50", "p95", "cold", "drift", "share", "cost"):
-        raise CompareError(f"unknown metric {metric!r} (one of p50, p95, cold, drift, share, cost)")
+    if metric not in ("p50", "p95", "cold", "drift", "share", "cost", "energy"):
+        raise CompareError(f"unknown metric {metric!r} (one of p50, p95, cold, drift, share, cost, energy)")
 
 
 def soc_table(

@@ -80,6 +80,23 @@ class CellEvidence:
     def row_key(self) -> str:
         return self.cell.key
 
+    @property
+    def energy(self) -> Mapping[str, Any] | None:
+        """The summary's energy figures (node_agent.energy.meter.cell_energy), None when absent."""
+        raw = self.summary.get("energy") if self.summary else None
+        return raw if isinstance(raw, Mapping) else None
+
+    def energy_values(self, rail: str = "soc") -> tuple[float, ...]:
+        """Joules per inference per run (net of idle) for `rail`: the energy metric's sample."""
+        energy = self.energy
+        if energy is None or energy.get("status") != "ok":
+            return ()
+        figure = energy.get("j_per_inference", {}).get(rail)
+        values = figure.get("values") if isinstance(figure, Mapping) else None
+        if not isinstance(values, list):
+            return ()
+        return tuple(float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool))
+
     def conditions(self) -> dict[str, str | None]:
         """Conditions that do not change the key but can change the answer, as text values."""
         before: Mapping[str, Any] = {}
@@ -110,6 +127,7 @@ class NodeInfo:
     tier: str | None = None
     hourly_usd: float | None = None
     purchase_usd: float | None = None
+    kwh_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +204,9 @@ def comparability_key(
         *((f"lib.{name}", str(libs.get(name))) for name in ENGINE_LIBRARIES.get(cell.engine, ())),
         ("mode", str(summary.get("mode")) if summary else "None"),
         *((f"measure.{name}", str(measure.get(name))) for name in SETTINGS_IN_KEY),
+        # A power reader running beside the model is a condition of the measurement: latencies
+        # measured with and without one are not compared.
+        ("power_reader", str(summary.get("power_reader") or "none") if summary else "none"),
     ]
     return tuple(items)
 
@@ -262,6 +283,7 @@ def load_run(store: Store, run_id: int, *, with_samples: bool = True) -> RunEvid
             tier=n.get("tier"),
             hourly_usd=n.get("hourly_usd"),
             purchase_usd=n.get("purchase_usd"),
+            kwh_usd=n.get("kwh_usd"),
         )
         for n in store.nodes()
     }

@@ -29,8 +29,8 @@ TableKind = Literal["soc", "run_vs_run", "coreml_vs_mlx", "capex"]
 """soc: nodes side by side in one or more runs; run_vs_run: two runs matched by key;
 coreml_vs_mlx: each Core ML cell against the MLX reference on the same node; capex: cost view."""
 
-Metric = Literal["p50", "p95", "cold", "drift", "share", "cost"]
-METRICS: Final = ("p50", "p95", "cold", "drift", "share", "cost")
+Metric = Literal["p50", "p95", "cold", "drift", "share", "cost", "energy"]
+METRICS: Final = ("p50", "p95", "cold", "drift", "share", "cost", "energy")
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class Column:
     """True when the inventory tier does not match the probed chip (shown as a warning)."""
     is_baseline: bool = False
     """True for the column every ratio in the table is taken against."""
+    kwh_usd: float | None = None
+    """Electricity price at the node in US dollars per kWh (inventory, else the spec)."""
     hourly_usd: float | None = None
     """Rental price of the node in US dollars per hour (inventory), None when not given."""
     purchase_usd: float | None = None
@@ -209,12 +211,47 @@ class Cost:
     """US dollars per million inferences at the hourly price, carrying the latency interval."""
     payback_months: float | None = None
     """Months of renting at `utilisation` that cost as much as buying (purchase / monthly rent)."""
+    electricity_per_million_usd: float | None = None
+    """US dollars of electricity per million inferences at `kwh_usd` (gross energy: idle
+    included, the whole system where the reader has it); already added to `cost_per_million_usd`."""
+    kwh_usd: float | None = None
+    """The electricity price used (US dollars per kWh): the node's, else the spec's."""
     utilisation: float | None = None
     """The utilisation (fraction of hours used) the payback assumes."""
     meets_budget: bool | None = None
     """True when the upper CI bound of the sustained p95 is within the bucket's budget."""
     p95_upper_ms: float | None = None
     """The upper CI bound of the sustained p95 in milliseconds: what the budget is judged on."""
+
+
+@dataclass(frozen=True)
+class Energy:
+    """A cell's energy figures (joules, watts), measured by a power reader on the node."""
+
+    status: str
+    """"ok" when published; else why not (energy_too_short, energy_unavailable, ...)."""
+    reader: str | None = None
+    """The reader that measured it (macmon, mactop, ioreport, powermetrics)."""
+    reader_version: str | None = None
+    """The reader's version (the tool's --version; the macOS build for ioreport/powermetrics)."""
+    window: str | None = None
+    """"measure" (every run's measured phase) or "sustained" (the sustained run only)."""
+    j_per_inference: Estimate | None = None
+    """SoC (CPU + GPU + ANE) joules per inference net of idle, run-level interval (unit "J")."""
+    j_per_inference_system: Estimate | None = None
+    """Whole-system joules per inference net of idle (where the reader has a system figure)."""
+    watts_soc: float | None = None
+    """Average SoC watts over the windows, idle included."""
+    watts_system: float | None = None
+    """Average whole-system watts over the windows, idle included (None without a system figure)."""
+    idle_watts_soc: float | None = None
+    """The idle baseline's SoC watts, measured just before each run with the same reader."""
+    idle_watts_system: float | None = None
+    """The idle baseline's whole-system watts."""
+    perf_per_watt: float | None = None
+    """Inferences per second per average SoC watt (= inferences per joule, gross)."""
+    flags: tuple[str, ...] = ()
+    """The energy figures' own flags (below_idle, energy_no_idle, rails_missing:...)."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +319,8 @@ class Cell:
     """Inferences per second at the measured p50 (1000 / p50 ms)."""
     tokens_per_s: float | None = None
     """Tokens per second for token-generating workloads (decoder-step), else None."""
+    energy: Energy | None = None
+    """Energy figures when the cell was measured with a power reader, else None."""
 
 
 @dataclass(frozen=True)

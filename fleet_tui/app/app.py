@@ -46,9 +46,12 @@ class FleetApp(App[int]):
         nodes: Sequence[Node] | str | Path,
         settings: SshSettings,
         db_path: Path | None = None,
+        inventory_path: Path | None = None,
     ) -> None:
         """`nodes` is the fleet, or an inventory path to load it from (InventoryError if bad)."""
         super().__init__()
+        self.inventory_path = Path(nodes) if isinstance(nodes, str | Path) else inventory_path
+        """The inventory file (or folder) the nodes came from: what the Inventory screen edits."""
         self.nodes: list[Node] = load_inventory(nodes) if isinstance(nodes, str | Path) else list(nodes)
         self.settings = settings
         """How every SSH connection is made (known_hosts, timeouts, accept-new)."""
@@ -58,6 +61,8 @@ class FleetApp(App[int]):
         """One transport per node, kept warm across refreshes and closed when the app exits."""
         self.compare_runs: tuple[int, ...] = ()
         """The runs the Compare screen shows (set by the Runs screen; empty = the latest run)."""
+        self.detail_run: int | None = None
+        """The run the Run detail screen shows (set by the Runs screen; None = the latest run)."""
         self.sweep: SweepSession | None = None
         """The sweep started here (the latest one); an app worker runs it, whatever screen is shown."""
 
@@ -72,6 +77,14 @@ class FleetApp(App[int]):
         destination(name)  # KeyError for a name that is not in the table: a bug, loudly
         if self.current_mode != name:
             self.switch_mode(name)
+
+    async def rebuild_screen(self, name: str) -> None:
+        """Drop the top-level screen `name` so the next visit builds it afresh (e.g. the Fleet
+        screen after the inventory changed). The screen shown now is never dropped."""
+        if name == self.current_mode:
+            return
+        await self.remove_mode(name)
+        self.add_mode(name, destination(name).build)
 
     async def action_quit(self) -> None:
         """Quit; with a sweep running, ask first and stop it cleanly (the run is left interrupted)."""

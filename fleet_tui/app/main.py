@@ -35,7 +35,12 @@ def run_app(args: argparse.Namespace) -> int:
 
     from fleet_tui.app.app import FleetApp
 
-    app = FleetApp(nodes, settings_from_args(args), db_path=resolve_db_path(getattr(args, "db", None)))
+    app = FleetApp(
+        nodes,
+        settings_from_args(args),
+        db_path=resolve_db_path(getattr(args, "db", None)),
+        inventory_path=path,
+    )
     app.run()
     # return_code is 1 when the app died of an exception, 0 (or None) after a normal quit.
     return app.return_code or ExitCode.OK

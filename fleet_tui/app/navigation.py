@@ -64,6 +64,22 @@ DESTINATIONS: tuple[Destination, ...] = (
     Destination(
         "compare", "c", "Compare", "SoC side by side", "fleet_tui.app.screens.compare", "CompareScreen"
     ),
+    Destination(
+        "run_detail",
+        "g",
+        "Run detail",
+        "Plots, compute plan and numeric gate of one run",
+        "fleet_tui.app.screens.run_detail",
+        "RunDetailScreen",
+    ),
+    Destination(
+        "inventory",
+        "i",
+        "Inventory",
+        "Add, edit and remove nodes; test a connection",
+        "fleet_tui.app.screens.inventory",
+        "InventoryScreen",
+    ),
 )
 """Every top-level screen, in the order the footer and help show them. Add a row to add one."""
 

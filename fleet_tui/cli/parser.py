@@ -139,7 +139,7 @@ def _sweep_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-METRICS = ("p50", "p95", "cold", "drift", "share", "cost")
+METRICS = ("p50", "p95", "cold", "drift", "share", "cost", "energy")
 
 
 def _table_options(parser: argparse.ArgumentParser) -> None:
@@ -226,6 +226,35 @@ def _bundle_options(parser: argparse.ArgumentParser) -> None:
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder or .tar.gz")
+
+
+def _port(text: str) -> int:
+    """A TCP port in 1..65535 (0 would make the page point the browser at port 0)."""
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError(text)
+    return value
+
+
+_port.__name__ = "port number in 1..65535"  # argparse names the type in its error
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback only)"
+    )
+    parser.add_argument("--port", type=_port, default=8000, metavar="N", help="TCP port (default: 8000)")
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback (anyone reaching it controls the fleet; no login)",
+    )
+    parser.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the address browsers reach the server at, when it differs from http://HOST:PORT "
+        "(a reverse proxy, or a wildcard --host)",
+    )
 
 
 @dataclass(frozen=True)
@@ -335,6 +364,16 @@ COMMANDS: tuple[Command, ...] = (
         ssh=False,
         json=False,
         arguments=_import_arguments,
+    ),
+    Command(
+        "serve",
+        "serve the TUI in a web browser (textual-serve), on loopback unless --allow-remote",
+        "fleet_tui.app.serve:cmd_serve",
+        json=False,
+        description="Serve the same TUI over HTTP: each browser tab runs its own fleet-tui on this "
+        "inventory, store and SSH settings. Listens on 127.0.0.1 by default; any other --host needs "
+        "--allow-remote, since whoever opens the page can probe, deploy and trust host keys.",
+        options=_serve_options,
     ),
 )
 

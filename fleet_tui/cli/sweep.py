@@ -15,7 +15,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from fleet_tui.display import LINE_LIMIT, clean
@@ -311,28 +311,34 @@ def print_results_table(store: Store, run_id: int, report: GateReport, out: IO[s
             skipped[(v.gate, v.detail)] = skipped.get((v.gate, v.detail), 0) + 1
         elif v.cell_id is not None:
             gates_by_cell.setdefault(v.cell_id, []).append(f"{v.gate} {v.verdict}")
-    header = ("NODE", "CELL", "STATE", "P50", "P95 (95% CI)", "N", "FLAGS", "GATES")
+    header: tuple[str, ...] = ("NODE", "CELL", "STATE", "P50", "P95 (95% CI)", "N", "FLAGS", "GATES")
     rows: list[tuple[str, ...]] = [header]
-    for cell in store.cells_for(run_id):
-        summary = store.result(cell.id) or {} if cell.state == "done" else {}
+    cells = store.cells_for(run_id)
+    summaries = {cell.id: store.result(cell.id) or {} if cell.state == "done" else {} for cell in cells}
+    with_energy = any(isinstance(s.get("energy"), Mapping) for s in summaries.values())
+    if with_energy:
+        rows[0] = header = (*header[:6], "SoC J/INF (95% CI)", "SoC W / SYS W", *header[6:])
+    for cell in cells:
+        summary = summaries[cell.id]
         figures = result_figures(summary) if summary else {}
         p95 = figures.get("p95")
         p95_text = "-"
         if p95:
             ci = p95["ci95"]
             p95_text = format_ns_as_ms(summary.get("p95")) + (f" ({ci[0]:.3f}-{ci[1]:.3f})" if ci else "")
-        rows.append(
-            (
-                cell.node,
-                cell.key,
-                cell.state,
-                format_ns_as_ms(summary.get("p50")) if summary else "-",
-                p95_text,
-                str(summary.get("n", "-")) if summary else "-",
-                ",".join(figures.get("flags") or []) or "-",
-                ", ".join(gates_by_cell.get(cell.id, [])) or "-",
-            )
+        row: tuple[str, ...] = (
+            cell.node,
+            cell.key,
+            cell.state,
+            format_ns_as_ms(summary.get("p50")) if summary else "-",
+            p95_text,
+            str(summary.get("n", "-")) if summary else "-",
+            ",".join(figures.get("flags") or []) or "-",
+            ", ".join(gates_by_cell.get(cell.id, [])) or "-",
         )
+        if with_energy:
+            row = (*row[:6], *energy_texts(summary.get("energy")), *row[6:])
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     print("", file=out)
     for row in rows:
@@ -340,6 +346,29 @@ def print_results_table(store: Store, run_id: int, report: GateReport, out: IO[s
         print(clean(line, LINE_LIMIT), file=out)
     for (gate, why), count in sorted(skipped.items()):
         print(clean(f"  {gate} skipped on {count} cell(s): {why}", LINE_LIMIT), file=out)
+
+
+def energy_texts(energy: object) -> tuple[str, str]:
+    """A summary's energy as ("J/inference (interval)", "SoC W / system W"), or why there is none."""
+    if not isinstance(energy, Mapping):
+        return "-", "-"
+    if energy.get("status") != "ok":
+        return str(energy.get("status")), "-"
+
+    def num(value: object) -> str:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return f"{value:.4g}" if ok else "-"
+
+    per_inference = energy.get("j_per_inference")
+    soc = per_inference.get("soc") if isinstance(per_inference, Mapping) else None
+    joules = "-"
+    if isinstance(soc, Mapping):
+        joules = num(soc.get("estimate"))
+        if soc.get("lo") is not None and soc.get("hi") is not None:
+            joules += f" ({num(soc.get('lo'))}-{num(soc.get('hi'))})"
+    watts = energy.get("avg_watts") if isinstance(energy.get("avg_watts"), Mapping) else {}
+    assert isinstance(watts, Mapping)
+    return joules, f"{num(watts.get('soc'))} / {num(watts.get('system'))}"
 
 
 def print_result(result: SweepResult, out: IO[str]) -> None:

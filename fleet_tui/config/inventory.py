@@ -62,6 +62,8 @@ class Node:
     """What the operator rents or bought, e.g. "M2 Pro"; the probed chip is the truth."""
     hourly_usd: float | None = None
     purchase_usd: float | None = None
+    kwh_usd: float | None = None
+    """Electricity price at this node (US dollars per kWh), for the energy part of the cost view."""
     tags: tuple[str, ...] = ()
     proxy_jump: str | None = None
     source: str = field(default="", compare=False)
@@ -74,7 +76,7 @@ class InventoryError(ValueError):
 
 # Field name -> what it must be. Kept next to `Node` so a new field cannot be forgotten here.
 _STRING_FIELDS: Final = frozenset({"name", "host", "user", "identity_file", "python", "tier", "proxy_jump"})
-_PRICE_FIELDS: Final = frozenset({"hourly_usd", "purchase_usd"})
+_PRICE_FIELDS: Final = frozenset({"hourly_usd", "purchase_usd", "kwh_usd"})
 NODE_KEYS: Final = tuple(f.name for f in fields(Node) if f.name != "source")
 DEFAULT_KEYS: Final = tuple(k for k in NODE_KEYS if k not in ("name", "host"))
 _TOP_LEVEL_KEYS: Final = ("defaults", "node")
@@ -154,7 +156,7 @@ def _node_to_table(node: Node) -> dict[str, Any]:
             table[key] = value
     if node.python != _default_python(node.transport):
         table["python"] = node.python
-    for key in ("tier", "hourly_usd", "purchase_usd"):
+    for key in ("tier", "hourly_usd", "purchase_usd", "kwh_usd"):
         value = getattr(node, key)
         if value is not None:
             table[key] = value

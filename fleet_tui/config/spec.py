@@ -131,11 +131,16 @@ class MeasureSpec:
     cooldown_s: float = 5.0
     wait_nominal_s: float = _AGENT_DEFAULTS.wait_nominal_s
     numeric: bool = _AGENT_DEFAULTS.numeric
+    energy: str = _AGENT_DEFAULTS.energy
+    energy_interval_ms: int = _AGENT_DEFAULTS.energy_interval_ms
+    kwh_usd: float | None = None
+    """Electricity price for the cost view (an inventory node's own kwh_usd wins); not sent to nodes."""
 
     def to_job(self) -> dict[str, Any]:
         """The `measure` object of an agent job: the same fields, sustained time in seconds."""
         job = dataclasses.asdict(self)
         job["sustained_s"] = job.pop("sustained_minutes") * 60.0
+        job.pop("kwh_usd")
         return job
 
 
@@ -212,7 +217,8 @@ class SweepSpec:
             "targets": {"nodes": list(self.targets.nodes), "tags": list(self.targets.tags)},
             "workloads": self.contract()["workloads"],
             "engines": [{"engine": e.engine, "key": e.key, "config": e.config} for e in self.engines],
-            "measure": self.measure.to_job() | {"sustained_minutes": self.measure.sustained_minutes},
+            "measure": self.measure.to_job()
+            | {"sustained_minutes": self.measure.sustained_minutes, "kwh_usd": self.measure.kwh_usd},
             "gates": {
                 "coreml_vs_mlx_p95": self.gates.coreml_vs_mlx_p95,
                 "sustained_vs_burst": self.gates.sustained_vs_burst,
@@ -265,7 +271,15 @@ _TOP_KEYS = ("name", "description", "targets", "workload", "engines", "measure",
 _TARGET_KEYS = ("nodes", "tags")
 _WORKLOAD_KEYS = ("name", "bucket")
 _BUCKET_KEYS = ("name", "budget_ms")
-_MEASURE_INT = ("runs", "warmup_min", "warmup_max", "min_samples", "max_samples", "check_every")
+_MEASURE_INT = (
+    "runs",
+    "warmup_min",
+    "warmup_max",
+    "min_samples",
+    "max_samples",
+    "check_every",
+    "energy_interval_ms",
+)
 _MEASURE_FLOAT = (
     "min_duration_s",
     "max_duration_s",
@@ -275,6 +289,8 @@ _MEASURE_FLOAT = (
     "wait_nominal_s",
 )
 _MEASURE_BOOL = ("p99", "numeric")
+_MEASURE_STR = ("energy",)
+_MEASURE_OPTIONAL_FLOAT = ("kwh_usd",)
 
 MAXIMUMS: Final[dict[str, float]] = {
     # Upper bounds of every number a spec may give (a value above is a spec error): far above any
@@ -292,6 +308,8 @@ MAXIMUMS: Final[dict[str, float]] = {
     "sustained_minutes": 1_440.0,
     "cooldown_s": 3_600.0,
     "wait_nominal_s": 3_600.0,
+    "energy_interval_ms": 60_000,
+    "kwh_usd": 1_000.0,
     "busy_wait_s": 86_400.0,
     "max_attempts": 100,
     "retry_backoff_s": 3_600.0,
@@ -535,10 +553,20 @@ class _Parser:
     def measure(self, value: Any) -> MeasureSpec:
         where = "[measure]"
         table = self.table(value, where)
-        self.check_keys(table, _MEASURE_INT + _MEASURE_FLOAT + _MEASURE_BOOL, where)
+        self.check_keys(
+            table,
+            _MEASURE_INT + _MEASURE_FLOAT + _MEASURE_BOOL + _MEASURE_STR + _MEASURE_OPTIONAL_FLOAT,
+            where,
+        )
         defaults = MeasureSpec()
         values: dict[str, Any] = {}
-        minimum_int = {"runs": 1, "warmup_min": 1, "warmup_max": 1, "min_samples": 1}
+        minimum_int = {
+            "runs": 1,
+            "warmup_min": 1,
+            "warmup_max": 1,
+            "min_samples": 1,
+            "energy_interval_ms": 50,
+        }
         for key in _MEASURE_INT:
             if key in table:
                 values[key] = self.integer(table[key], where, key, minimum=minimum_int.get(key, 1))
@@ -549,6 +577,10 @@ class _Parser:
         for key in _MEASURE_BOOL:
             if key in table:
                 values[key] = self.boolean(table[key], where, key)
+        if "energy" in table:
+            values["energy"] = self.energy_choice(table["energy"], where)
+        if "kwh_usd" in table:
+            values["kwh_usd"] = self.number(table["kwh_usd"], where, "kwh_usd", minimum=0.0)
         measure = MeasureSpec(**{**defaults.__dict__, **values})
         if measure.epsilon >= 1:
             raise self.error(
@@ -576,6 +608,19 @@ class _Parser:
                 "max_samples" if "max_samples" in table else "runs",
             )
         return self.agent_accepts(measure, table)
+
+    def energy_choice(self, value: Any, where: str) -> str:
+        from node_agent.energy.auto import ENERGY_CHOICES
+
+        if not isinstance(value, str) or value not in ENERGY_CHOICES:
+            shown = _shown(value)
+            hint = _suggest(value, ENERGY_CHOICES) if isinstance(value, str) else ""
+            raise self.error(
+                where,
+                f"energy must be one of {', '.join(map(repr, ENERGY_CHOICES))}, not {shown}{hint}",
+                "energy",
+            )
+        return value
 
     def agent_accepts(self, measure: MeasureSpec, table: Mapping[str, Any]) -> MeasureSpec:
         """The agent validates the job's `measure` again; a spec it would refuse fails here, at

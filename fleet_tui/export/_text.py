@@ -70,8 +70,14 @@ def cell_lines(cell: Cell) -> Iterator[str]:
     if cell.compute_share:
         shares = " ".join(f"{s.device} {s.cost_share:.0%} ({s.op_count} ops)" for s in cell.compute_share)
         yield f"plan {shares}"
+    yield from energy_lines(cell)
     if cell.cost is not None and cell.cost.cost_per_million_usd is not None:
         yield f"${estimate(cell.cost.cost_per_million_usd).replace(' usd', '')} per million"
+        if cell.cost.electricity_per_million_usd is not None:
+            yield (
+                f"of which electricity ${num(cell.cost.electricity_per_million_usd)} "
+                f"at ${num(cell.cost.kwh_usd)}/kWh"
+            )
     if cell.numeric is not None and cell.numeric.ok is False:
         yield "numeric check FAILED"
     failed = [g.gate for g in cell.gates if g.verdict == "fail"]
@@ -83,6 +89,26 @@ def cell_lines(cell: Cell) -> Iterator[str]:
         yield "flags: " + ", ".join(cell.flags)
     for warning in cell.warnings:
         yield "warning: " + warning
+
+
+def energy_lines(cell: Cell) -> Iterator[str]:
+    """A cell's energy: J/inference (SoC with its interval, system), watts, perf/W, the reader."""
+    energy = cell.energy
+    if energy is None:
+        return
+    reader = " ".join(x for x in (energy.reader, energy.reader_version) if x) or "no reader"
+    if energy.status != "ok":
+        yield f"energy: {energy.status} ({reader})"
+        return
+    if energy.j_per_inference is not None:
+        yield f"SoC {estimate(energy.j_per_inference)} per inference"
+    if energy.j_per_inference_system is not None:
+        yield f"system {estimate(energy.j_per_inference_system)} per inference"
+    watts = f"{num(energy.watts_soc, 'W')} SoC" + (
+        f", {num(energy.watts_system, 'W')} system" if energy.watts_system is not None else ""
+    )
+    yield watts + (f", {num(energy.perf_per_watt)} inf/J" if energy.perf_per_watt is not None else "")
+    yield f"energy by {reader}"
 
 
 def header(table: ComparisonTable) -> Iterator[str]:

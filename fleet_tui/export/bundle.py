@@ -17,6 +17,8 @@ Layout (paths inside the bundle; a tarball holds them under one top folder):
     samples/cN/rR.PHASE.t_ns    int64 little-endian nanoseconds, one per sample (.t_ns: each
                                 sample's start time on the node's clock; absent when not sent)
     summaries.json          cell id -> result status and the stored summary (ns)
+    energy.json             (only when cells were measured with a power reader) one row per
+                            cell: reader, J/inference with its interval, watts, idle watts
     gates.json              the stored gate verdicts
     thermal.json            the thermal timeline (node, cell, t_ns, conditions)
     exports/...             the comparison table as CSV / Markdown / JSON and the HTML report
@@ -54,6 +56,7 @@ from fleet_tui.analysis.gates import evaluate_gates
 from fleet_tui.export.recompute import DEFAULT_SETTINGS, RunSamples, Settings, differences, recompute
 from fleet_tui.model.gates import CellOutcome, GateVerdict
 from fleet_tui.store import SAMPLE_PHASES, Store, StoreError, now_iso
+from fleet_tui.store.results import ENERGY_COLUMNS, energy_row
 
 BUNDLE_FORMAT: Final = "fleet-tui.bundle/1"
 """History: 1 -- first version (this layout)."""
@@ -169,6 +172,9 @@ def collect(store: Store, run_id: int, extra: Mapping[str, bytes] | None = None)
         {"contract_hash": run.contract_hash, "workloads": spec_json.get("workloads", [])}
     )
     files["nodes.json"] = _json([n for n in store.nodes() if n["name"] in node_names])
+    energy_rows = store.energy(run_id)
+    if energy_rows:
+        files["energy.json"] = _json([{k: v for k, v in r.items() if k != "detail"} for r in energy_rows])
     files["facts.json"] = _json(store.probes(run_id))
     artifact_ids = run.versions.get("artifacts") if isinstance(run.versions.get("artifacts"), dict) else {}
     artifacts = {}
@@ -814,8 +820,9 @@ def _insert(
     stamp = now_iso()
     for node in content.nodes:
         conn.execute(
-            """INSERT INTO nodes (name, host, transport, tier, hourly_usd, purchase_usd, tags, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING""",
+            """INSERT INTO nodes (name, host, transport, tier, hourly_usd, purchase_usd, tags, updated_at,
+                                  kwh_usd)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING""",
             (
                 node["name"],
                 node.get("host") or "",
@@ -825,6 +832,7 @@ def _insert(
                 node.get("purchase_usd"),
                 _dumps(list(node.get("tags") or [])),
                 node.get("updated_at") or stamp,
+                node.get("kwh_usd"),
             ),
         )
     for artifact_id, entry in content.artifacts.items():
@@ -887,6 +895,13 @@ def _insert(
             "INSERT INTO results (cell_id, status, summary, created_at) VALUES (?, ?, ?, ?)",
             (ids[old_id], status, _dumps(entry["summary"]), finished or started),
         )
+        energy = entry["summary"].get("energy")
+        if isinstance(energy, dict):
+            conn.execute(
+                f"INSERT INTO energy (cell_id, {', '.join(ENERGY_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' for _ in ENERGY_COLUMNS)})",
+                (ids[old_id], *energy_row(energy)),
+            )
     for point in content.thermal:
         cell_ref = point.get("cell_id")
         conn.execute(

@@ -137,9 +137,27 @@ def _metrics(table: ComparisonTable, cell: Cell) -> Iterator[Metric]:
     if cell.numeric is not None and cell.numeric.max_rel is not None:
         verdict = {True: "pass", False: "fail", None: ""}[cell.numeric.ok]
         yield "numeric_max_rel", "x", cell.numeric.max_rel, None, cell.numeric.tolerance_max_rel, "", verdict
+    energy = cell.energy
+    if energy is not None:
+        reader = " ".join(x for x in (energy.reader, energy.reader_version) if x)
+        if energy.status != "ok":
+            yield "energy", "status", None, None, None, reader, energy.status
+        yield from _estimate("energy_j_per_inference_soc", energy.j_per_inference)
+        yield from _estimate("energy_j_per_inference_system", energy.j_per_inference_system)
+        for name, value, unit in (
+            ("energy_watts_soc", energy.watts_soc, "W"),
+            ("energy_watts_system", energy.watts_system, "W"),
+            ("energy_idle_watts_soc", energy.idle_watts_soc, "W"),
+            ("energy_idle_watts_system", energy.idle_watts_system, "W"),
+            ("energy_perf_per_watt", energy.perf_per_watt, "1/J"),
+        ):
+            if value is not None:
+                yield name, unit, value, None, None, reader, ""
     if cell.cost is not None:
         yield from _estimate("cost_throughput", cell.cost.throughput_per_s)
         yield from _estimate("cost_per_million", cell.cost.cost_per_million_usd)
+        if cell.cost.electricity_per_million_usd is not None:
+            yield "electricity_per_million", "usd", cell.cost.electricity_per_million_usd, None, None, "", ""
         if cell.cost.payback_months is not None:
             yield "payback", "months", cell.cost.payback_months, None, None, "", ""
         if cell.cost.p95_upper_ms is not None:

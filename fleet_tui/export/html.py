@@ -13,7 +13,9 @@ Charts (each a ``<figure class="chart" data-chart=...>``):
 - sustained: per node, the sustained run's median and p95 over time with its thermal states as
   coloured bands;
 - cost-per-million: per workload/bucket, US dollars per million inferences with the interval
-  carried from the latency (only when the table has cost figures).
+  carried from the latency (only when the table has cost figures);
+- energy-per-inference: per workload/bucket, SoC joules per inference (net of idle) with the
+  run-level interval per node and engine config (only when cells carry energy).
 
 The table model is also embedded as JSON (``<script type="application/json">``, never run) so a
 program can read the numbers from the report.
@@ -272,6 +274,57 @@ def chart_figures(table: ComparisonTable, charts: ChartData | None) -> Iterator[
                     "interval carried from the latency",
                     fig,
                 )
+    yield from _energy_charts(table)
+
+
+def _energy_charts(table: ComparisonTable) -> Iterator[tuple[str, str, str, Figure]]:
+    energy_table = next(
+        (
+            t
+            for t in all_tables(table)
+            if any(c.energy is not None and c.energy.j_per_inference is not None for c in t.cells)
+        ),
+        None,
+    )
+    if energy_table is None:
+        return
+    colours = _colours(energy_table)
+    for w, b, rows in _buckets(energy_table):
+        fig = _energy_figure(energy_table, rows, colours)
+        if fig is not None:
+            yield (
+                "energy-per-inference",
+                f"energy-{_slug(w)}-{_slug(b)}",
+                f"{w}/{b}: SoC joules per inference, net of the idle baseline, per node and engine "
+                "config, with the run-level interval",
+                fig,
+            )
+
+
+def _energy_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[str, str]) -> Figure | None:
+    bars = [
+        (i, j, column, cell.energy.j_per_inference)
+        for i, _, j, column, cell in _cells_of(table, rows)
+        if cell.energy is not None and cell.energy.j_per_inference is not None
+    ]
+    if not bars:
+        return None
+    fig = _figure(9.0, 3.0, bottom=0.8, left=0.8)
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(table.columns))
+    used = []
+    for i, j, column, est in bars:
+        x = i - 0.4 + width * (j + 0.5)
+        err: Any = None
+        if est.low is not None and est.high is not None:
+            err = [[est.value - est.low], [est.high - est.value]]
+        ax.bar([x], [est.value], width=width * 0.9, color=colours[column.key], yerr=err, capsize=3)
+        used.append(column.key)
+    ax.set_xticks(range(len(rows)), [r.engine_key for r in rows], rotation=15)
+    ax.set_ylabel("J per inference (SoC)")
+    ax.grid(axis="y", alpha=0.3)
+    _legend(ax, table, colours, used)
+    return fig
 
 
 def _charts_html(table: ComparisonTable, charts: ChartData | None, svgs: dict[str, str]) -> list[str]:

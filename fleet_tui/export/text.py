@@ -52,7 +52,12 @@ def _columns_for(metric: str, kind: str) -> list[str]:
     base = ["P50 ms (95% CI)", "P95 ms (95% CI)", "N", "RUNS"]
     if kind == "capex" or metric == "cost":
         return [*base, "THROUGHPUT /s", "$ PER MILLION", "PAYBACK mo", "P95 UPPER ms", "BUDGET"]
-    extra = {"cold": ["COLD ms"], "drift": ["DRIFT x"], "share": ["PLACEMENT"]}.get(metric, [])
+    extra = {
+        "cold": ["COLD ms"],
+        "drift": ["DRIFT x"],
+        "share": ["PLACEMENT"],
+        "energy": ["SoC J/INF (95% CI)", "SYS J/INF", "SoC W", "SYS W", "INF/J (SoC)", "READER"],
+    }.get(metric, [])
     return [*base, *extra]
 
 
@@ -80,7 +85,27 @@ def _cell_fields(cell: Cell, metric: str, kind: str, row: Row) -> list[str]:
         fields.append(estimate_text(cell.drift, 3))
     elif metric == "share":
         fields.append(_share_text(cell))
+    elif metric == "energy":
+        fields += energy_fields(cell)
     return fields
+
+
+def energy_fields(cell: Cell) -> list[str]:
+    """J/inference (SoC with its interval, system), average watts, perf per watt, the reader."""
+    energy = cell.energy
+    if energy is None:
+        return ["-", "-", "-", "-", "-", "no reader"]
+    if energy.status != "ok":
+        return [clean(energy.status), "-", "-", "-", "-", clean(energy.reader or "-")]
+    reader = f"{energy.reader} {energy.reader_version or ''}".strip() if energy.reader else "-"
+    return [
+        estimate_text(energy.j_per_inference, 3),
+        estimate_text(energy.j_per_inference_system, 3),
+        _num(energy.watts_soc, 3),
+        _num(energy.watts_system, 3),
+        _num(energy.perf_per_watt, 3),
+        clean(reader),
+    ]
 
 
 def _details(cell: Cell) -> list[str]:
@@ -96,6 +121,13 @@ def _details(cell: Cell) -> list[str]:
             f"gates: {passed} pass, {len(failed)} fail"
             + (" (" + "; ".join(clean(g.detail) for g in failed) + ")" if failed else "")
         )
+    if cell.cost is not None and cell.cost.electricity_per_million_usd is not None:
+        lines.append(
+            f"electricity: ${_num(cell.cost.electricity_per_million_usd, 3)} per million at "
+            f"${_num(cell.cost.kwh_usd, 3)}/kWh (in $ PER MILLION)"
+        )
+    if cell.energy is not None and cell.energy.status == "ok" and cell.energy.flags:
+        lines.append("energy flags: " + ", ".join(clean(f) for f in cell.energy.flags))
     if cell.numeric is not None and cell.numeric.ok is False:
         lines.append(f"numeric drift: max_rel {_num(cell.numeric.max_rel, 3)} over tolerance")
     return lines

@@ -20,12 +20,13 @@ class NodeQueries(StoreBase):
         stamp = now_iso()
         with self._tx() as conn:
             conn.executemany(
-                """INSERT INTO nodes (name, host, transport, tier, hourly_usd, purchase_usd, tags, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO nodes (name, host, transport, tier, hourly_usd, purchase_usd, tags, updated_at,
+                                      kwh_usd)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (name) DO UPDATE SET host = excluded.host, transport = excluded.transport,
                      tier = excluded.tier, hourly_usd = excluded.hourly_usd,
                      purchase_usd = excluded.purchase_usd, tags = excluded.tags,
-                     updated_at = excluded.updated_at""",
+                     updated_at = excluded.updated_at, kwh_usd = excluded.kwh_usd""",
                 [
                     (
                         n.name,
@@ -36,6 +37,7 @@ class NodeQueries(StoreBase):
                         n.purchase_usd,
                         json.dumps(list(n.tags)),
                         stamp,
+                        n.kwh_usd,
                     )
                     for n in nodes
                 ],
@@ -44,10 +46,20 @@ class NodeQueries(StoreBase):
     def nodes(self) -> list[dict[str, Any]]:
         """Recorded nodes as dicts (tags decoded)."""
         rows = self._conn.execute(
-            "SELECT name, host, transport, tier, hourly_usd, purchase_usd, tags, updated_at "
+            "SELECT name, host, transport, tier, hourly_usd, purchase_usd, tags, updated_at, kwh_usd "
             "FROM nodes ORDER BY name"
         ).fetchall()
-        keys = ("name", "host", "transport", "tier", "hourly_usd", "purchase_usd", "tags", "updated_at")
+        keys = (
+            "name",
+            "host",
+            "transport",
+            "tier",
+            "hourly_usd",
+            "purchase_usd",
+            "tags",
+            "updated_at",
+            "kwh_usd",
+        )
         return [dict(zip(keys, row, strict=True)) | {"tags": json.loads(row[6])} for row in rows]
 
     def add_probe(

@@ -4,12 +4,80 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from fleet_tui.model.gates import CellOutcome, GateVerdict
 from fleet_tui.store.db import StoreBase, _check, _dumps
 from fleet_tui.store.records import StoreError, ThermalPoint, now_iso
 from fleet_tui.store.schema import RESULT_STATUSES, VERDICTS
+
+ENERGY_COLUMNS: Final = (
+    "status",
+    "reader",
+    "reader_version",
+    "interval_ms",
+    "window",
+    "n_runs",
+    "j_per_inf_soc",
+    "j_per_inf_soc_lo",
+    "j_per_inf_soc_hi",
+    "j_per_inf_system",
+    "j_per_inf_system_lo",
+    "j_per_inf_system_hi",
+    "watts_soc",
+    "watts_system",
+    "idle_watts_soc",
+    "idle_watts_system",
+    "thermal_state",
+    "power_source",
+    "detail",
+)
+
+
+def _real(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def energy_row(energy: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The `ENERGY_COLUMNS` values of a summary's energy object (absent figures are NULL)."""
+
+    def mapping(key: str) -> Mapping[str, Any]:
+        value = energy.get(key)
+        return value if isinstance(value, Mapping) else {}
+
+    reader, per_inference = mapping("reader"), mapping("j_per_inference")
+    watts, idle = mapping("avg_watts"), mapping("idle_watts")
+
+    def rail(name: str) -> tuple[float | None, float | None, float | None]:
+        figure = per_inference.get(name)
+        if not isinstance(figure, Mapping):
+            return None, None, None
+        return _real(figure.get("estimate")), _real(figure.get("lo")), _real(figure.get("hi"))
+
+    interval = reader.get("interval_ms")
+    return (
+        str(energy.get("status") or "unknown"),
+        _text(reader.get("name")),
+        _text(reader.get("version")),
+        interval if isinstance(interval, int) and not isinstance(interval, bool) else None,
+        _text(energy.get("window")),
+        energy.get("n_runs") if isinstance(energy.get("n_runs"), int) else None,
+        *rail("soc"),
+        *rail("system"),
+        _real(watts.get("soc")),
+        _real(watts.get("system")),
+        _real(idle.get("soc")),
+        _real(idle.get("system")),
+        _text(energy.get("thermal_state")),
+        _text(energy.get("power_source")),
+        _dumps(energy),
+    )
 
 
 class ResultQueries(StoreBase):
@@ -31,6 +99,23 @@ class ResultQueries(StoreBase):
                 "INSERT OR REPLACE INTO results (cell_id, status, summary, created_at) VALUES (?, ?, ?, ?)",
                 (cell_id, status, _dumps(summary or {}), stamp),
             )
+            energy = (summary or {}).get("energy")
+            if isinstance(energy, Mapping):
+                conn.execute(
+                    f"INSERT OR REPLACE INTO energy (cell_id, {', '.join(ENERGY_COLUMNS)}) "
+                    f"VALUES (?, {', '.join('?' for _ in ENERGY_COLUMNS)})",
+                    (cell_id, *energy_row(energy)),
+                )
+
+    def energy(self, run_id: int) -> list[dict[str, Any]]:
+        """The energy rows of a run's cells (column -> value, ``detail`` decoded), by cell id."""
+        rows = self._conn.execute(
+            f"""SELECT e.cell_id, {", ".join("e." + c for c in ENERGY_COLUMNS)}
+                FROM energy e JOIN cells c ON c.id = e.cell_id WHERE c.run_id = ? ORDER BY e.cell_id""",
+            (run_id,),
+        ).fetchall()
+        keys = ("cell_id", *ENERGY_COLUMNS)
+        return [dict(zip(keys, row, strict=True)) | {"detail": json.loads(row[-1])} for row in rows]
 
     def result(self, cell_id: int) -> dict[str, Any] | None:
         """The stored summary of a cell, None if it has no result."""

@@ -132,5 +132,31 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             created_at TEXT NOT NULL
         )""",
     ),
+    # 5: energy per inference (one row per cell whose result carries energy) and electricity prices.
+    (
+        "ALTER TABLE nodes ADD COLUMN kwh_usd REAL",
+        """CREATE TABLE energy (
+            cell_id INTEGER PRIMARY KEY REFERENCES cells(id) ON DELETE CASCADE,
+            status TEXT NOT NULL,                 -- ok | energy_too_short | energy_unavailable ...
+            reader TEXT,                          -- macmon | mactop | ioreport | powermetrics
+            reader_version TEXT,
+            interval_ms INTEGER,
+            window TEXT,                          -- measure | sustained: the windows published
+            n_runs INTEGER,
+            j_per_inf_soc REAL,                   -- joules per inference net of idle, run-level
+            j_per_inf_soc_lo REAL,
+            j_per_inf_soc_hi REAL,
+            j_per_inf_system REAL,
+            j_per_inf_system_lo REAL,
+            j_per_inf_system_hi REAL,
+            watts_soc REAL,                       -- average watts over the windows, idle included
+            watts_system REAL,
+            idle_watts_soc REAL,
+            idle_watts_system REAL,
+            thermal_state TEXT,
+            power_source TEXT,
+            detail TEXT NOT NULL                  -- JSON: the summary's energy object
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -31,6 +31,8 @@ def phase_text(phase: Any, done: Any, total: Any, run: Any, runs: int) -> str:
         return f"{run_text}samples {done} (floor {total})"
     if phase == "sustained":
         return f"{run_text}sustained {done} s of {total} s"
+    if phase == "energy_idle":
+        return f"{run_text}idle baseline for energy"
     if phase == "wait_nominal":
         return f"{run_text}waiting for nominal thermal pressure {done} s (max {total} s)"
     return f"{run_text}{phase} {done}/{total}"

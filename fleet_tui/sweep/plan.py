@@ -217,7 +217,22 @@ def estimate_cell_seconds(measure: MeasureSpec, latency_ms: float) -> float:
         measure.warmup_min * latency_s,
     )
     sampled = min(measure.max_duration_s, max(measure.min_duration_s, measure.min_samples * latency_s))
-    return measure.runs * (warmup + sampled + measure.cooldown_s) + measure.sustained_minutes * 60.0
+    idle = energy_idle_seconds(measure.energy, measure.energy_interval_ms)
+    return measure.runs * (warmup + sampled + measure.cooldown_s + idle) + measure.sustained_minutes * 60.0
+
+
+def energy_idle_seconds(choice: str, interval_ms: int) -> float:
+    """The idle baseline the agent records before each run when energy is on (the shortest
+    publishable window of the reader, plus its margin; `auto` is costed as a lumpy reader)."""
+    if choice == "off":
+        return 0.0
+    from node_agent.energy.arithmetic import min_window_ns
+    from node_agent.energy.base import IOREPORT_PUBLISH_CADENCE_MS
+    from node_agent.energy.meter import IDLE_MARGIN
+
+    cadence = interval_ms if choice == "powermetrics" else IOREPORT_PUBLISH_CADENCE_MS
+    kind = "counter" if choice == "ioreport" else "power"
+    return min_window_ns(interval_ms, cadence, kind) * IDLE_MARGIN / 1e9
 
 
 def format_duration(seconds: float) -> str:

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from node_agent.energy.meter import CADENCE_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 FAST = {
     "runs": 2,
@@ -370,3 +372,135 @@ def test_stale_lock_is_taken_over(artifacts: dict[str, Path], tmp_path: Path, ag
     assert f'"pid": {dead.pid}' in warning["message"]
     assert agent.of_type("cell_result")[0]["status"] == "ok"
     assert not lock.exists()
+
+
+# --- energy: `energy = "macmon"` with FakeMacmon (tests/fixtures/energy) on PATH ------------------
+# The fake replays recorded macmon lines at the requested interval and adds watts that follow the
+# agent's own CPU use (FAKE_MACMON_LOAD_WATTS), so a cell's work costs energy above its idle
+# baseline; the agent's publish-cadence override (the fake publishes every interval) keeps the
+# windows short enough for a test.
+
+FAKE_MACMON = Path(__file__).resolve().parents[1] / "fixtures" / "energy" / "fake_macmon"
+
+
+def fake_macmon_pids() -> set[int]:
+    """Every live FakeMacmon on this machine, found by its command line in /proc."""
+    pids: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(arg.endswith(b"fake_macmon") for arg in argv):
+            pids.add(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def macmon_env(tmp_path: Path) -> dict[str, str]:
+    """PATH with a `macmon` that runs the fake; the env an agent needs to use it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "macmon"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_MACMON}" "$@"\n')
+    wrapper.chmod(0o755)
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        CADENCE_ENV: "100",
+        "FAKE_MACMON_LOAD_WATTS": "8",
+    }
+
+
+ENERGY = {"energy": "macmon", "energy_interval_ms": 100}
+
+
+def test_a_cell_carries_joules_per_inference_and_watts(
+    artifacts: dict[str, Path], tmp_path: Path, agents: list[Agent], macmon_env: dict[str, str]
+) -> None:
+    before = fake_macmon_pids()
+    job = job_for(
+        artifacts,
+        [cell("mlp-np", "mlp", "b8", "numpy", dtype="fp32")],
+        **ENERGY,
+        runs=2,
+        min_duration_s=1.5,
+        max_duration_s=2.0,
+        epsilon=1e-6,  # run to the duration ceiling: windows of known length
+        sustained_s=1.5,
+    )
+    agent = Agent(job, tmp_path / "home", **macmon_env)
+    agents.append(agent)
+    assert agent.finish() == 0
+    [result] = agent.of_type("cell_result")
+    assert result["status"] == "ok", result
+    summary = result["summary"]
+    energy = summary["energy"]
+    assert energy["status"] == "ok", energy
+    assert energy["reader"]["name"] == "macmon" and energy["reader"]["version"] == "0.6.1"
+    assert energy["reader"]["interval_ms"] == 100
+    assert energy["reader"]["notes"]["schema"] == "<=0.6"
+    assert energy["window"] == "measure" and energy["n_runs"] == 2
+    soc = energy["j_per_inference"]["soc"]
+    assert len(soc["values"]) == 2
+    assert soc["lo"] is not None and soc["lo"] <= soc["estimate"] <= soc["hi"], (
+        energy["idle_watts"],
+        soc,
+        energy["flags"],
+    )
+    assert energy["avg_watts"]["soc"] > energy["idle_watts"]["soc"] > 0  # the work cost energy
+    assert energy["avg_watts"]["system"] > 0
+    assert summary["power_reader"] == "macmon"
+    assert "thermal_state" in energy and "power_source" in energy
+    assert not wait_gone(fake_macmon_pids() - before)
+
+
+def test_windows_too_short_publish_nothing(
+    artifacts: dict[str, Path], tmp_path: Path, agents: list[Agent], macmon_env: dict[str, str]
+) -> None:
+    before = fake_macmon_pids()
+    job = job_for(
+        artifacts,
+        [cell("mlp-np", "mlp", "b1", "numpy", dtype="fp32")],
+        **ENERGY,
+        runs=1,
+        min_duration_s=0.2,
+        max_duration_s=0.3,
+        sustained_s=0,
+    )
+    env = {**macmon_env, CADENCE_ENV: "1000"}  # 10 cadences: a 10 s window at least
+    agent = Agent(job, tmp_path / "home", **env)
+    agents.append(agent)
+    assert agent.finish() == 0
+    [result] = agent.of_type("cell_result")
+    summary = result["summary"]
+    assert summary["energy"]["status"] == "energy_too_short"
+    assert "j_per_inference" not in summary["energy"]
+    assert "energy_too_short" in summary["flags"]
+    assert summary["p50"] > 0  # latency is published regardless
+    assert not wait_gone(fake_macmon_pids() - before)
+
+
+def test_sigterm_while_the_reader_runs_leaves_no_reader(
+    artifacts: dict[str, Path], tmp_path: Path, agents: list[Agent], macmon_env: dict[str, str]
+) -> None:
+    before = fake_macmon_pids()
+    job = job_for(
+        artifacts,
+        [cell("slow", "mlp", "b8", "numpy", dtype="fp32")],
+        **ENERGY,
+        runs=1,
+        min_duration_s=60.0,
+        max_duration_s=60.0,
+        epsilon=1e-9,
+        sustained_s=0,
+    )
+    agent = Agent(job, tmp_path / "home", **macmon_env)
+    agents.append(agent)
+    assert agent.read_until(lambda e: e["type"] == "samples" and e["phase"] == "measure", timeout=60)
+    readers = fake_macmon_pids() - before
+    assert readers, "the reader runs beside the worker"
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not wait_gone(readers | agent.pids())

@@ -353,3 +353,38 @@ def test_bundle_of_a_real_sweep_verifies_against_the_agents_own_summaries(
         assert render(table_for_run(imported, result.run_id), "md") == render(
             table_for_run(original, 1), "md"
         )
+
+
+def test_a_run_with_energy_bundles_and_imports_its_energy(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    energy = {
+        "status": "ok",
+        "reader": {"name": "macmon", "version": "0.6.1", "interval_ms": 100},
+        "window": "measure",
+        "j_per_inference": {"soc": {"estimate": 0.25, "lo": 0.24, "hi": 0.26, "values": [0.24, 0.26]}},
+        "avg_watts": {"soc": 7.5, "system": 17.5},
+    }
+    nodes = tuple(replace(n, kwh_usd=0.3) for n in export_fixture.NODES[:2])
+    fx = export_fixture.build(tmp_path / "original.db", **{**SMALL, "nodes": nodes})  # type: ignore[arg-type]
+    with fx.store as store:
+        for cell in store.cells_for(fx.run_id, states=["done"]):
+            summary = store.result(cell.id) or {}
+            store.add_result(cell.id, {**summary, "energy": energy, "power_reader": "macmon"})
+        files = bundle.collect(store, fx.run_id)
+        rows = json.loads(files["energy.json"])
+        assert (
+            rows
+            and {r["reader"] for r in rows} == {"macmon"}
+            and {r["j_per_inf_soc"] for r in rows} == {0.25}
+        )
+        assert {n["kwh_usd"] for n in json.loads(files["nodes.json"])} == {0.3}
+        assert "energy.json" in files[SUMS].decode()  # hashed like every other file
+        path = bundle.write(files, tmp_path / "b")
+        assert verify(path).ok, verify(path).problems
+        with Store.open(tmp_path / "imported.db") as imported:
+            result = import_bundle(path, imported)
+            copied = imported.energy(result.run_id)
+            assert [r["j_per_inf_soc"] for r in copied] == [r["j_per_inf_soc"] for r in rows]
+            assert [r["watts_system"] for r in copied] == [17.5] * len(rows)
+            assert {n["kwh_usd"] for n in imported.nodes()} == {0.3}

@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, OptionList
 
 from fleet_tui.app.app import FleetApp
 from fleet_tui.app.dialogs.export import BUNDLE, ExportDialog
-from fleet_tui.app.screens.compare import CompareScreen, CompareTable, cell_text
+from fleet_tui.app.screens.compare import TOGGLE_METRICS, CompareScreen, CompareTable, cell_text
 from fleet_tui.app.screens.runs import RunsScreen
 from fleet_tui.config.inventory import Node
 from fleet_tui.export import FORMATS
@@ -201,3 +201,56 @@ async def test_a_bundle_from_compare_holds_what_the_cli_bundle_holds(
     tui_files = exports(tui_dir)
     assert "exports/report.html" in tui_files and any(name.startswith("charts/") for name in tui_files)
     assert tui_files == exports(cli_dir)
+
+
+async def test_the_metric_toggle_reaches_energy_per_inference(settle: Settle, tmp_path: Path) -> None:
+    """m cycles to the energy metric: cells measured with a power reader show J/inference and SoC
+    watts, with the table model's energy verdict (a third of the energy: 'less energy')."""
+    import numpy as np
+    from compare_fixture import build, facts, lognormal_runs
+
+    rng = np.random.default_rng(5)
+    nodes = (Node(name="a", host="127.0.0.2", tier="M2"), Node(name="c", host="127.0.0.4", tier="M4 Pro"))
+
+    def energy(node: str, key: str) -> dict[str, Any]:
+        values = [{"a": 0.3, "c": 0.1}[node] * float(np.exp(rng.normal(0, 0.01))) for _ in range(5)]
+        return {
+            "power_reader": "macmon",
+            "energy": {
+                "status": "ok",
+                "reader": {"name": "macmon", "version": "0.6.1", "interval_ms": 100},
+                "window": "measure",
+                "n_runs": 5,
+                "j_per_inference": {"soc": {"estimate": float(np.mean(values)), "values": values}},
+                "gross_j_per_inference": {"soc": float(np.mean(values)) + 0.01, "system": 0.5},
+                "avg_watts": {"soc": 8.0, "system": 18.0},
+                "idle_watts": {"soc": 0.6, "system": 10.0},
+                "flags": [],
+            },
+        }
+
+    db = tmp_path / "energy.db"
+    store, _ = build(
+        db,
+        nodes,
+        lambda node, key: lognormal_runs(rng, 2.0),
+        node_facts={"a": facts("a"), "c": facts("c", chip="Apple M4 Pro")},
+        extra=energy,
+    )
+    store.close()
+    app = FleetApp([], SshSettings(known_hosts=tmp_path / "kh", ssh_config=None), db_path=db)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        for _ in range(len(TOGGLE_METRICS)):
+            if compare.metric == "energy":
+                break
+            await pilot.press("m")
+            await settle(pilot)
+        assert compare.table is not None and compare.table.metric == "energy"
+        shown = [str(value) for value in compare.query_one(CompareTable).get_row_at(0)]
+        assert all("J/inf · 8.00 W" in text for text in shown[1:]), shown
+        assert any("less energy" in text for text in shown[1:]), shown

@@ -1,4 +1,4 @@
-"""SVG snapshots of the Runs, Compare, export and help screens at 80x24 and 160x48, on the fixed
+"""SVG snapshots of the Runs, Compare, export, help and Run detail screens at 80x24 and 160x48, on the fixed
 stored run of tests/export_fixture.py with its timestamps frozen.
 
 Regenerate after a deliberate change: pytest tests/tui/test_snapshots.py --snapshot-update
@@ -15,6 +15,7 @@ from typing import Any
 import export_fixture
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from fleet_tui.app.app import FleetApp
 from fleet_tui.config.inventory import Node
@@ -62,8 +63,8 @@ def keys_then_settle(*keys: str) -> Callable[[Pilot[Any]], Any]:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 @pytest.mark.parametrize(
     "keys",
-    [("u",), ("u", "enter"), ("u", "enter", "e"), ("u", "question_mark")],
-    ids=["runs", "compare", "export", "help"],
+    [("u",), ("u", "enter"), ("u", "enter", "e"), ("u", "question_mark"), ("u", "d")],
+    ids=["runs", "compare", "export", "help", "run-detail"],
 )
 def test_screen_snapshot(
     snap_compare: Any, tmp_path: Path, size: tuple[int, int], keys: tuple[str, ...]
@@ -90,3 +91,40 @@ def test_fleet_screen_snapshot(snap_compare: Any, tmp_path: Path, size: tuple[in
         await pilot.pause()
 
     assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=run_before)
+
+
+INVENTORY = """\
+[defaults]
+user = "bench"
+
+[[node]]
+name = "nowhere"
+host = "127.0.0.1"
+port = 9
+tier = "M1"
+hourly_usd = 0.5
+tags = ["lab"]
+"""
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_inventory_snapshot(
+    snap_compare: Any, tmp_path: Path, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Inventory screen on a small file, with a port being typed wrong (the error names it)."""
+    monkeypatch.chdir(tmp_path)  # the screen shows the file's path: keep it the same every run
+    Path("fleet.toml").write_text(INVENTORY)
+    settings = SshSettings(known_hosts=tmp_path / "known_hosts", ssh_config=None)
+    app = FleetApp(Path("fleet.toml"), settings)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.app.workers.wait_for_complete()
+        await pilot.press("i")
+        await pilot.pause()
+        pilot.app.screen.query_one("#field-port", Input).value = "9x"
+        await pilot.pause()
+        pilot.app.screen.query_one("#inventory-nodes").focus()  # no blinking cursor in the picture
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -172,3 +172,36 @@ def test_cost_metric_ratio_carries_the_price(tmp_path: Path) -> None:
 def test_utilisation_must_be_a_fraction(tmp_path: Path) -> None:
     with pytest.raises(CompareError, match="utilisation"):
         _capex(tmp_path, (CHEAP,), utilisation=1.5)
+
+
+def test_electricity_at_kwh_usd_is_added_to_cost_per_million(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    def extra(node: str, key: str) -> dict[str, object]:
+        return {
+            "power_reader": "macmon",
+            "energy": {
+                "status": "ok",
+                "reader": {"name": "macmon", "version": "0.6.1", "interval_ms": 100},
+                "j_per_inference": {"soc": {"estimate": 0.2, "values": [0.2] * 5}},
+                "gross_j_per_inference": {"soc": 0.25, "system": 0.36},
+                "avg_watts": {"soc": 8.0, "system": 30.0},
+            },
+        }
+
+    priced = replace(CHEAP, kwh_usd=0.5)
+    table = _capex(tmp_path, [priced], extra=extra)
+    cell = table.cell("mlp/b1/numpy:fp64", "cheap")
+    assert cell is not None and cell.cost is not None and cell.cost.cost_per_million_usd is not None
+    electricity = 0.36 * 0.5 / 3.6  # system joules x $/kWh / 3.6 per million inferences
+    assert cell.cost.electricity_per_million_usd == pytest.approx(electricity)
+    assert cell.cost.kwh_usd == 0.5
+    assert any("Electricity is added" in note for note in table.notes)
+    rent = cost_per_million_usd(0.5, 12.0)
+    assert cell.cost.cost_per_million_usd.value == pytest.approx(rent + electricity)
+    # An owned node (no hourly price) costs its electricity alone.
+    owned = replace(priced, hourly_usd=None, purchase_usd=None)
+    table = _capex(tmp_path / "owned", [owned], extra=extra)
+    cell = table.cell("mlp/b1/numpy:fp64", "cheap")
+    assert cell is not None and cell.cost is not None and cell.cost.cost_per_million_usd is not None
+    assert cell.cost.cost_per_million_usd.value == pytest.approx(electricity)

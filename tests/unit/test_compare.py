@@ -260,3 +260,72 @@ def test_core_ml_against_mlx_on_the_same_node(tmp_path: Path) -> None:
         ("cpu", 0.4, 4),
     ]
     assert cell.compute_ops == 10
+
+
+# --- energy -----------------------------------------------------------------------------------------
+
+
+def _energy(values: list[float], watts: float, reader: str = "macmon") -> dict[str, Any]:
+    """A cell's summary energy as the agent publishes it (node_agent.energy.meter.cell_energy)."""
+    return {
+        "status": "ok",
+        "reader": {"name": reader, "version": "0.6.1", "interval_ms": 100},
+        "window": "measure",
+        "n_runs": len(values),
+        "j_per_inference": {"soc": {"estimate": float(np.mean(values)), "values": values}},
+        "gross_j_per_inference": {"soc": float(np.mean(values)) + 0.01, "system": 0.036},
+        "avg_watts": {"soc": watts, "system": watts + 10},
+        "idle_watts": {"soc": 0.6, "system": 10.0},
+        "flags": [],
+    }
+
+
+def test_energy_metric_compares_joules_per_inference_with_verdicts(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+
+    def extra(node: str, key: str) -> dict[str, Any]:
+        level = {"a": 0.30, "b": 0.30, "c": 0.10}[node]  # c: a third of the energy
+        values = [level * float(np.exp(rng.normal(0, 0.01))) for _ in range(5)]
+        return {"energy": _energy(values, watts=8.0), "power_reader": "macmon"}
+
+    store, run = build(tmp_path / "s.db", NODES, _speeds(c=1.1), node_facts=FACTS, extra=extra)
+    with store:
+        table = _table(store, run, baseline="a", metric="energy")
+    assert table.metric == "energy"
+    c = table.cell("mlp/b1/numpy:fp64", "c")
+    assert c is not None and c.ratio is not None and c.energy is not None
+    assert c.ratio.verdict == "faster" and c.ratio.estimate == pytest.approx(1 / 3, rel=0.03)
+    assert "less energy" in c.ratio.text
+    assert c.energy.j_per_inference is not None and c.energy.j_per_inference.unit == "J"
+    assert c.energy.j_per_inference.low is not None and c.energy.j_per_inference.method == "run_level_t"
+    assert c.energy.watts_soc == 8.0 and c.energy.reader == "macmon"
+    assert c.energy.perf_per_watt == pytest.approx((c.throughput_per_s or 0) / 8.0)
+    b = table.cell("mlp/b1/numpy:fp64", "b")
+    assert b is not None and b.ratio is not None and b.ratio.verdict == "no_significant_difference"
+
+
+def test_cells_with_and_without_a_power_reader_are_not_comparable(tmp_path: Path) -> None:
+    def extra(node: str, key: str) -> dict[str, Any]:
+        return {"energy": _energy([0.3] * 5, 8.0), "power_reader": "macmon"} if node == "b" else {}
+
+    store, run = build(tmp_path / "s.db", NODES[:2], _speeds(), node_facts=FACTS, extra=extra)
+    with store:
+        latency = _table(store, run, baseline="a").cell("mlp/b1/numpy:fp64", "b")
+        energy = _table(store, run, baseline="a", metric="energy").cell("mlp/b1/numpy:fp64", "b")
+    assert latency is not None and latency.ratio is not None and not latency.comparable
+    assert "power_reader macmon vs none" in (latency.ratio.reason or "")
+    assert energy is not None and energy.ratio is not None and energy.ratio.verdict == "insufficient"
+
+
+def test_an_unpublished_energy_is_insufficient_not_zero(tmp_path: Path) -> None:
+    def extra(node: str, key: str) -> dict[str, Any]:
+        if node == "b":
+            return {"energy": {"status": "energy_too_short", "reader": None}, "power_reader": "macmon"}
+        return {"energy": _energy([0.3] * 5, 8.0), "power_reader": "macmon"}
+
+    store, run = build(tmp_path / "s.db", NODES[:2], _speeds(), node_facts=FACTS, extra=extra)
+    with store:
+        cell = _table(store, run, baseline="a", metric="energy").cell("mlp/b1/numpy:fp64", "b")
+    assert cell is not None and cell.ratio is not None and cell.ratio.verdict == "insufficient"
+    assert "energy_too_short" in (cell.ratio.reason or "")
+    assert cell.energy is not None and cell.energy.j_per_inference is None

@@ -242,3 +242,51 @@ def test_micro_op_cells_are_read_per_call(fixture_run: tuple[ComparisonTable, Ch
     assert distribution.quantiles_ms[50] == pytest.approx(cell.p50_ms.value, rel=0.05)
     series = next(s for s in charts.sustained if s.row == row and s.column == "m1-a")
     assert statistics.median(series.p50_ms) == pytest.approx(cell.p50_ms.value, rel=0.1)
+
+
+# --- energy ---------------------------------------------------------------------------------------
+
+
+def test_every_format_carries_the_energy_figures_when_present(tmp_path: Path) -> None:
+    from compare_fixture import build, facts, lognormal_runs
+    from numpy.random import default_rng
+
+    from fleet_tui.analysis.compare import soc_table
+    from fleet_tui.analysis.evidence import load_run
+    from fleet_tui.config.inventory import Node
+
+    rng = default_rng(5)
+    energy = {
+        "status": "ok",
+        "reader": {"name": "macmon", "version": "0.6.1", "interval_ms": 100},
+        "window": "measure",
+        "j_per_inference": {"soc": {"estimate": 0.25, "values": [0.24, 0.25, 0.26, 0.25, 0.25]}},
+        "avg_watts": {"soc": 7.5, "system": 17.5},
+        "idle_watts": {"soc": 0.6},
+        "flags": [],
+    }
+    nodes = [Node(name="a", host="h", tier="M2")]
+    store, run = build(
+        tmp_path / "s.db",
+        nodes,
+        lambda node, key: lognormal_runs(rng, 2.0),
+        node_facts={"a": facts("a")},
+        extra=lambda node, key: {"energy": energy, "power_reader": "macmon"},
+    )
+    with store:
+        table = soc_table([load_run(store, run)], metric="energy")
+    rows = list(csv.DictReader(io.StringIO(render(table, "csv").decode())))
+    soc = [r for r in rows if r["metric"] == "energy_j_per_inference_soc"]
+    assert soc and soc[0]["unit"] == "J" and float(soc[0]["ci95_low"]) < 0.25 < float(soc[0]["ci95_high"])
+    assert [float(r["value"]) for r in rows if r["metric"] == "energy_watts_system"] == [17.5, 17.5]
+    markdown = render(table, "md").decode()
+    assert (
+        "J [" in markdown
+        and "per inference" in markdown
+        and "7.5 W SoC" in markdown
+        and "energy by macmon 0.6.1" in markdown
+    )
+    cells = json.loads(render(table, "json"))["table"]["cells"]
+    assert {c["energy"]["reader"] for c in cells} == {"macmon"}
+    report = render(table, "html").decode()
+    assert "energy by macmon" in report and 'data-chart="energy-per-inference"' in report

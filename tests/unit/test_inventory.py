@@ -448,3 +448,15 @@ def test_probe_with_a_hostile_inventory_exits_2_without_running_anything(tmp_pat
     assert result.returncode == 2, result.stdout + result.stderr
     assert "field 'python'" in result.stderr and "Traceback" not in result.stderr
     assert not marker.exists()
+
+
+def test_kwh_usd_is_a_price_field(tmp_path: Path) -> None:
+    path = tmp_path / "inv.toml"
+    path.write_text('[[node]]\nname = "a"\nhost = "h"\nkwh_usd = 0.25\n')
+    [node] = load_inventory(path)
+    assert node.kwh_usd == 0.25
+    save_inventory([node], path)
+    assert load_inventory(path)[0].kwh_usd == 0.25
+    path.write_text('[[node]]\nname = "a"\nhost = "h"\nkwh_usd = -1\n')
+    with pytest.raises(InventoryError, match="field 'kwh_usd' must not be negative"):
+        load_inventory(path)

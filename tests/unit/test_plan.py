@@ -184,3 +184,17 @@ def test_a_node_whose_python_lacks_a_workload_has_its_cells_unsupported_with_the
     )
     assert all(c.state == "pending" for c in plan.cells_for("mac") if c.workload == "mlp")
     assert all(c.state == "pending" for c in plan.cells_for("linux-box") if c.engine != "coreml")
+
+
+def test_energy_adds_an_idle_baseline_per_run_to_the_estimate() -> None:
+    from dataclasses import replace
+
+    from fleet_tui.sweep.plan import energy_idle_seconds, estimate_cell_seconds
+
+    off = MeasureSpec(runs=5, sustained_minutes=0)
+    on = replace(off, energy="macmon", energy_interval_ms=500)
+    # macmon reads lumpy IOReport energy: 10 cadences of 2 s, plus the 20% margin, per run
+    assert energy_idle_seconds("macmon", 500) == 24.0
+    assert energy_idle_seconds("ioreport", 500) == pytest.approx(7.2)  # 3 cadences: counters apportion
+    assert energy_idle_seconds("off", 500) == 0.0
+    assert estimate_cell_seconds(on, 2.0) == pytest.approx(estimate_cell_seconds(off, 2.0) + 5 * 24.0)

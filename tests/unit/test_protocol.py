@@ -145,6 +145,45 @@ def test_event_order_violations_are_bad_events(stream: list[tuple[str, dict[str,
             order.check(event)
 
 
+# --- a cell_result's energy figures are typed like every other field ---------------------------
+
+ENERGY_OK = {
+    "status": "ok",
+    "reader": {"name": "macmon", "version": "0.6.1"},
+    "j_per_inference": {"soc": {"estimate": 0.2, "lo": 0.18, "hi": 0.22}, "system": {"estimate": -0.01}},
+    "avg_watts": {"soc": 8.0, "system": 18.0},
+    "idle_watts": {"soc": 0.6},
+}
+
+
+def _result_with(energy: object) -> str:
+    return encode_event("cell_result", cell_id="c", status="ok", summary={"p50": 1.0, "energy": energy})
+
+
+def test_energy_figures_decode() -> None:
+    event = decode_event(_result_with(ENERGY_OK))
+    assert event["summary"]["energy"]["j_per_inference"]["system"]["estimate"] == -0.01  # below idle
+    assert decode_event(_result_with({"status": "energy_too_short", "reader": None}))["summary"]
+
+
+@pytest.mark.parametrize(
+    ("energy", "words"),
+    [
+        ("watts", "summary energy: must be a JSON object"),
+        ({"reader": {}}, "energy: status must be a string"),
+        ({**ENERGY_OK, "avg_watts": {"soc": -1.0}}, "avg_watts['soc'] = -1.0 is not a non-negative number"),
+        ({**ENERGY_OK, "idle_watts": {"soc": "0.6"}}, "idle_watts['soc']"),
+        ({**ENERGY_OK, "j_per_inference": {"soc": {"lo": 1.0}}}, "j_per_inference['soc'] needs a numeric"),
+        ({**ENERGY_OK, "j_per_inference": {"soc": {"estimate": 1, "hi": "x"}}}, "j_per_inference['soc'].hi"),
+        ({**ENERGY_OK, "reader": "macmon"}, "reader must be a JSON object or null"),
+    ],
+)
+def test_bad_energy_figures_are_refused_naming_the_field(energy: object, words: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_event(_result_with(energy))
+    assert words in str(info.value), str(info.value)
+
+
 @pytest.mark.parametrize(
     ("event_type", "fields", "needle"),
     [

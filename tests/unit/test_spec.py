@@ -15,6 +15,7 @@ from spec_fixtures import spec_toml
 
 from fleet_tui.config.inventory import Node
 from fleet_tui.config.spec import SpecError, SweepSpec, load_spec, parse_spec
+from node_agent.measure import MeasureSettings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +88,7 @@ def test_measure_becomes_the_agent_job_measure_object(tmp_path: Path) -> None:
     assert set(job) == {
         "runs", "warmup_min", "warmup_max", "min_samples", "min_duration_s", "max_duration_s",
         "max_samples", "epsilon", "check_every", "p99", "sustained_s", "cooldown_s",
-        "wait_nominal_s", "numeric",
+        "wait_nominal_s", "numeric", "energy", "energy_interval_ms",
     }  # fmt: skip
     assert job["runs"] == 3 and job["sustained_s"] == 90.0 and job["p99"] is True
 
@@ -319,3 +320,43 @@ def test_sweep_with_a_fifo_spec_or_inventory_exits_2(tmp_path: Path) -> None:
         assert result.returncode == 2, result.stderr
         assert f"{fifo}: cannot read" in result.stderr and "FIFO" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --- energy -------------------------------------------------------------------------------------
+
+
+def test_energy_is_off_unless_asked_and_reaches_the_job(tmp_path: Path) -> None:
+    assert _load(tmp_path, BASE).measure.to_job()["energy"] == "off"
+    spec = _load(tmp_path, BASE + '\n[measure]\nenergy = "macmon"\nenergy_interval_ms = 100\nkwh_usd = 0.3\n')
+    job = spec.measure.to_job()
+    assert job["energy"] == "macmon" and job["energy_interval_ms"] == 100
+    assert "kwh_usd" not in job  # a controller-side price, never sent to a node
+    assert spec.to_json()["measure"]["kwh_usd"] == 0.3
+    MeasureSettings.from_dict(job)  # the agent accepts what the spec sends
+
+
+@pytest.mark.parametrize(
+    ("addition", "fragment"),
+    [
+        ('energy = "macmom"', "energy must be one of 'auto', 'off', 'ioreport'"),
+        ("energy = true", "energy must be one of"),
+        ("energy_interval_ms = 10", "energy_interval_ms must be >= 50, got 10"),
+        ("kwh_usd = -1", "kwh_usd must be >= 0"),
+    ],
+)
+def test_bad_energy_settings_name_file_line_and_field(tmp_path: Path, addition: str, fragment: str) -> None:
+    err = _error(tmp_path, BASE + f"\n[measure]\n{addition}\n")
+    assert fragment in str(err), str(err)
+    assert err.where == "[measure]" and err.line == BASE.count("\n") + 3
+
+
+def test_a_misspelt_reader_is_suggested(tmp_path: Path) -> None:
+    err = _error(tmp_path, BASE + '\n[measure]\nenergy = "macmom"\n')
+    assert "did you mean 'macmon'" in str(err)
+
+
+def test_the_agent_refuses_an_unknown_reader_by_field() -> None:
+    with pytest.raises(SettingsError, match=r"measure\.energy: must be one of"):
+        MeasureSettings.from_dict({"energy": "watts"})
+    with pytest.raises(SettingsError, match=r"measure\.energy: must be a string"):
+        MeasureSettings.from_dict({"energy": 1})

@@ -490,3 +490,32 @@ def test_the_store_folders_are_private_whatever_the_umask(tmp_path: Path) -> Non
     for folder in (tmp_path / "a", tmp_path / "a" / "b"):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     assert stat.S_IMODE((tmp_path / "a" / "b" / "fleet.db").stat().st_mode) == 0o600
+
+
+def test_a_result_with_energy_fills_the_energy_table(store: Store, spec: SweepSpec) -> None:
+    run_id, ids = _run_with_cells(store, spec)
+    energy = {
+        "status": "ok",
+        "reader": {"name": "macmon", "version": "0.6.1", "interval_ms": 100},
+        "window": "measure",
+        "n_runs": 2,
+        "j_per_inference": {"soc": {"estimate": 0.5, "lo": 0.4, "hi": 0.6}, "system": {"estimate": 2.0}},
+        "avg_watts": {"soc": 8.0, "system": 18.0},
+        "idle_watts": {"soc": 0.6},
+        "thermal_state": "nominal",
+        "power_source": "ac",
+    }
+    store.add_result(ids[0], {"p95": 1.0, "energy": energy})
+    store.add_result(ids[1], {"p95": 1.0})  # no energy measured: no row
+    [row] = store.energy(run_id)
+    assert row["cell_id"] == ids[0] and row["reader"] == "macmon" and row["reader_version"] == "0.6.1"
+    assert (row["j_per_inf_soc"], row["j_per_inf_soc_lo"], row["j_per_inf_soc_hi"]) == (0.5, 0.4, 0.6)
+    assert row["j_per_inf_system"] == 2.0 and row["j_per_inf_system_lo"] is None
+    assert (row["watts_soc"], row["watts_system"], row["idle_watts_system"]) == (8.0, 18.0, None)
+    assert row["detail"] == energy
+
+
+def test_nodes_keep_their_electricity_price(store: Store) -> None:
+    store.upsert_nodes([Node(name="a", host="h", kwh_usd=0.31), Node(name="b", host="h")])
+    prices = {n["name"]: n["kwh_usd"] for n in store.nodes()}
+    assert prices == {"a": 0.31, "b": None}

@@ -81,4 +81,4 @@ def test_every_field_is_documented() -> None:
 
 def test_verdict_and_metric_names_are_the_documented_ones() -> None:
     assert tables.VERDICTS == ("faster", "slower", "no_significant_difference", "insufficient")
-    assert tables.METRICS == ("p50", "p95", "cold", "drift", "share", "cost")
+    assert tables.METRICS == ("p50", "p95", "cold", "drift", "share", "cost", "energy")

@@ -23,7 +23,7 @@ from fleet_tui.display import clean
 if TYPE_CHECKING:
     from fleet_tui.analysis.tables import Cell, ComparisonTable
 
-TOGGLE_METRICS = ("p50", "p95", "cold", "drift", "share", "cost")
+TOGGLE_METRICS = ("p50", "p95", "cold", "drift", "share", "cost", "energy")
 """The metric toggle's order (m cycles through them); the table model's own metric names."""
 
 
@@ -40,6 +40,15 @@ def cell_text(cell: Cell | None, metric: str) -> str:
     elif metric == "cost":
         cost = cell.cost.cost_per_million_usd if cell.cost is not None else None
         figure = "$" + estimate_text(cost) + "/M" if cost is not None else "-"
+    elif metric == "energy":
+        energy = cell.energy
+        if energy is None:
+            figure = "no power reader"
+        elif energy.status != "ok":
+            figure = clean(energy.status, 40)
+        else:
+            watts = f" · {energy.watts_soc:.2f} W" if energy.watts_soc is not None else ""
+            figure = estimate_text(energy.j_per_inference, 3) + " J/inf" + watts
     else:
         chosen = {"p50": cell.p50_ms, "p95": cell.p95_ms, "cold": cell.cold_start_ms, "drift": cell.drift}
         figure = estimate_text(chosen[metric])
@@ -309,7 +318,7 @@ def build_table(
             if not ids:
                 return None, f"no runs in {app.db_path}: run a sweep first"
             runs = [load_run(store, run_id) for run_id in ids]
-        ratio_metric = metric if metric in ("p50", "p95", "cold", "cost") else "p95"
+        ratio_metric = metric if metric in ("p50", "p95", "cold", "cost", "energy") else "p95"
         if len(runs) == 2 and {e.cell.node for e in runs[0].cells} & {e.cell.node for e in runs[1].cells}:
             return run_vs_run_table(runs[0], runs[1], metric=ratio_metric), None
         table = soc_table(runs, baseline=baseline, metric=ratio_metric, price_scale=price_scale)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, Static
+
+if TYPE_CHECKING:
+    from fleet_tui.config.inventory import Node
+    from fleet_tui.fleet.transport.base import SshSettings
 
 
 class HostKeyDialog(ModalScreen[bool]):
@@ -84,3 +89,37 @@ class HostKeyDialog(ModalScreen[bool]):
 
     def action_answer(self, trust: bool) -> None:
         self.dismiss(trust)
+
+
+async def review_and_trust(app: App[Any], node: Node, settings: SshSettings) -> str:
+    """Fetch `node`'s host key, show it in the dialog and trust it only on an explicit yes.
+
+    Returns what happened, in words, for the caller to show ("trusted SHA256:…", "not trusted").
+    The key is fetched afresh so the dialog shows exactly the key that will be written; a key
+    that changed meanwhile is never overwritten.
+    """
+    from fleet_tui.fleet.transport.base import NodeError
+    from fleet_tui.fleet.transport.hostkeys import fetch_host_key, trust_host_key
+
+    try:
+        offered = await fetch_host_key(node, settings)
+    except NodeError as exc:
+        return f"could not fetch the host key: {exc.message}"
+    known_hosts = settings.known_hosts_path()
+    trusted = await app.push_screen_wait(
+        HostKeyDialog(
+            node_name=node.name,
+            host=offered.host,
+            port=offered.port,
+            key_type=offered.key_type,
+            fingerprint=offered.fingerprint,
+            known_hosts=known_hosts,
+        )
+    )
+    if not trusted:
+        return "host key not trusted; nothing was written"
+    try:
+        await trust_host_key(offered, known_hosts)
+    except NodeError as exc:
+        return f"not trusted: {exc.message}"
+    return f"trusted {offered.fingerprint}"

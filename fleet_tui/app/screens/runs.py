@@ -52,6 +52,7 @@ class RunsScreen(FleetAppScreen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "compare", "Compare"),
+        Binding("d", "detail", "Run detail"),
         Binding("space", "pick", "Pick"),
         Binding("r", "reload", "Reload"),
         Binding("e", "export", "Export / bundle"),
@@ -163,6 +164,18 @@ class RunsScreen(FleetAppScreen[None]):
     async def action_compare(self) -> None:
         """Open the picked runs (or the run under the cursor) in Compare."""
         await self._open_compare(export=False)
+
+    async def action_detail(self) -> None:
+        """Open the run under the cursor in Run detail (plots, compute plan, numeric gate)."""
+        from fleet_tui.app.app import FleetApp
+
+        run_id = self._cursor_run()
+        if run_id is None:
+            self.notify("no runs: run a sweep first", title="Runs", severity="warning")
+            return
+        if isinstance(self.app, FleetApp):
+            self.app.detail_run = run_id
+            await self.app.switch_mode("run_detail")
 
     async def action_export(self) -> None:
         """Export or bundle the picked run: Compare's export dialog, on that run's table."""
