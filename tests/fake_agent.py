@@ -3,7 +3,7 @@
 `fake_python` writes the node's `python`: a shell script that runs this fake for the agent
 (which misbehaves in its `run` command and hands every other command to the real agent) and the
 real interpreter for everything else (so deploy works), except in mode `check_flood`, where every
-`python -c` check prints 400 MB, and `probe_flood`, whose `probe` sends 5,000 events. The mode
+`python -c` check prints 400 MB, and `probe_flood`, whose `probe` and `selftest` send 5,000 events. The mode
 is read from a file beside the script at each call, so a test can heal the node (`heal`) before
 resuming the run.
 
@@ -58,7 +58,7 @@ def _emit(line: str | dict[str, object]) -> None:
 
 
 def main(mode: str, agent_path: str, command: str) -> None:
-    if command != ("probe" if mode == "probe_flood" else "run"):
+    if command not in (("probe", "selftest") if mode == "probe_flood" else ("run",)):
         os.execv(sys.executable, [sys.executable, "-u", agent_path, command])  # the real agent
     sha = Path(agent_path).name.removeprefix("agent-").removesuffix(".pyz")
     if mode == "probe_flood":

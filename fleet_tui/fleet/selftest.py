@@ -23,13 +23,26 @@ def checks_of(event: dict[str, Any]) -> list[dict[str, Any]]:
 async def selftest_node(node: Node, pool: FleetConnections) -> tuple[list[dict[str, Any]], list[str]]:
     """Run the agent's selftest on a node: (checks, agent error messages). Raises NodeError."""
     from fleet_tui.fleet.agent import agent_events
+    from fleet_tui.fleet.session import COMMAND_DEADLINE_S, COMMAND_IDLE_S, COMMAND_MAX_EVENTS
+    from fleet_tui.fleet.transport.base import NodeError, NodeErrorKind
 
     transport = await pool.transport(node)
     remote, _ = await pool.agent_path(node, transport)
     checks: list[dict[str, Any]] = []
     errors: list[str] = []
-    async with contextlib.aclosing(agent_events(transport, remote, "selftest")) as stream:
-        async for event in stream:
+    seen = 0
+    # The same bounds as any short agent command: a node that goes silent, runs on, or floods
+    # events costs its own selftest, never the controller's time or memory.
+    stream = agent_events(transport, remote, "selftest", idle_s=COMMAND_IDLE_S, deadline_s=COMMAND_DEADLINE_S)
+    async with contextlib.aclosing(stream) as events:
+        async for event in events:
+            seen += 1
+            if seen > COMMAND_MAX_EVENTS:
+                raise NodeError(
+                    NodeErrorKind.PROTOCOL_ERROR,
+                    node.name,
+                    f"agent `selftest` sent more than {COMMAND_MAX_EVENTS} events; stopped it",
+                )
             if event["type"] == "facts":
                 checks.extend(checks_of(event))
             elif event["type"] in ("error", "warning"):

@@ -207,7 +207,9 @@ def test_a_node_printing_400_mb_on_a_check_leaves_the_controller_small(
     assert rss_mb < PROBE_MAX_RSS_MB, f"controller peak RSS {rss_mb} MB"
 
 
-def test_a_probe_that_never_stops_talking_is_cut_off(sweep_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_probe_or_selftest_that_never_stops_talking_is_cut_off(
+    sweep_env: dict[str, str], tmp_path: Path
+) -> None:
     chatty = Node(
         name="chatty",
         host="localhost",
@@ -216,6 +218,7 @@ def test_a_probe_that_never_stops_talking_is_cut_off(sweep_env: dict[str, str], 
         source="test",
     )
     inventory, _, _ = write_setup(tmp_path, [chatty], SPEC)
-    code, output, _ = _sweep(["probe", "--inventory", str(inventory)], sweep_env)
-    assert code == 3, output
-    assert f"sent more than {COMMAND_MAX_EVENTS} events" in output, output
+    for command in ("probe", "selftest"):
+        code, output, _ = _sweep([command, "--inventory", str(inventory)], sweep_env)
+        assert code == 3, output
+        assert f"sent more than {COMMAND_MAX_EVENTS} events" in output, output
