@@ -147,9 +147,10 @@ def test_second_sweep_skips_or_waits_and_never_overlaps(
     sshd_fleet: Factory, sweep_env: dict[str, str], tmp_path: Path
 ) -> None:
     fleet = sshd_fleet(1)
-    # The first sweep measures for >= 2 x 4 s: long enough for the other two CLIs to start, probe
-    # and find its lock even on a loaded 2-core CI box.
-    first_text = spec_text(name="first", min_duration_s=4.0, max_duration_s=5.0)
+    # The first sweep measures for >= 2 x 10 s: long enough for the other two CLIs to start, probe
+    # and find its lock even on a 2-core box under stress-ng (4 s was not: the skipper's job
+    # started after the first sweep had ended).
+    first_text = spec_text(name="first", min_duration_s=10.0, max_duration_s=11.0)
     inventory, first_spec, db = write_setup(tmp_path, fleet.nodes, first_text)
     skip_spec = tmp_path / "skip.toml"
     skip_spec.write_text(spec_text(name="skipper", scheduler='on_busy = "skip"'))
