@@ -106,11 +106,11 @@ def sample_plan() -> FakeComputePlan:
     return FakeComputePlan(ops)
 
 
-def test_walk_follows_the_tech_brief_snippet() -> None:
+def test_walk_visits_nested_blocks_before_their_parent_and_skips_consts() -> None:
     raw = compute_plan.plan_ops(sample_plan())
     names = [o["op"] for o in raw["ops"]]
     assert "const" not in names
-    assert names.index("add") < names.index("while_loop")  # nested blocks first, as the snippet walks
+    assert names.index("add") < names.index("while_loop")  # nested blocks first
     assert raw["count_by_device"] == {"ane": 2, "cpu": 2, "gpu": 1, None: 1}
     assert raw["cost_by_device"]["ane"] == pytest.approx(0.55)
     gelu = next(o for o in raw["ops"] if o["op"] == "gelu")
