@@ -244,7 +244,9 @@ async def test_a_fast_stream_is_coalesced_and_the_log_stays_bounded(
             progress.emit("samples", node="local", cell="mlp/b1/numpy:fp64", count=2)
         await until(pilot, lambda: "10000 samples" in status_of(live), "the samples to be drawn", 30.0)
         assert session.samples == 10_000
-        assert 1 <= live.redraws - before <= 3, live.redraws - before
+        # 5,000 events, coalesced: the screen redrew a handful of times, not once per event.
+        redraws = live.redraws - before
+        assert redraws <= 3, f"{redraws} redraws for 5,000 sample events"
         for i in range(LOG_LINES + 250):
             progress.emit("agent_warning", node="local", message=f"warning {i}")
         log = live.query_one("#live-log", RichLog)
