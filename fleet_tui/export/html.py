@@ -27,7 +27,7 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from fleet_tui.analysis.tables import Cell, Column, ComparisonTable, Estimate, Row
@@ -259,55 +259,48 @@ def chart_figures(table: ComparisonTable, charts: ChartData | None) -> Iterator[
                     f"background (green nominal, yellow fair, orange serious, red critical){note}",
                     fig,
                 )
-    cost_table = next(
-        (t for t in all_tables(table) if any(c.cost and c.cost.cost_per_million_usd for c in t.cells)), None
+    yield from _bar_charts(
+        table,
+        lambda cell: cell.cost.cost_per_million_usd if cell.cost else None,
+        "cost-per-million",
+        "cost",
+        "US dollars per million inferences per node and engine config, with the interval carried "
+        "from the latency",
+        "USD per million inferences",
     )
-    if cost_table is not None:
-        cost_colours = _colours(cost_table)
-        for w, b, rows in _buckets(cost_table):
-            fig = _cost_figure(cost_table, rows, cost_colours)
-            if fig is not None:
-                yield (
-                    "cost-per-million",
-                    f"cost-{_slug(w)}-{_slug(b)}",
-                    f"{w}/{b}: US dollars per million inferences per node and engine config, with the "
-                    "interval carried from the latency",
-                    fig,
-                )
-    yield from _energy_charts(table)
+    yield from _bar_charts(
+        table,
+        lambda cell: cell.energy.j_per_inference if cell.energy else None,
+        "energy-per-inference",
+        "energy",
+        "SoC joules per inference, net of the idle baseline, per node and engine config, with the "
+        "run-level interval",
+        "J per inference (SoC)",
+    )
 
 
-def _energy_charts(table: ComparisonTable) -> Iterator[tuple[str, str, str, Figure]]:
-    energy_table = next(
-        (
-            t
-            for t in all_tables(table)
-            if any(c.energy is not None and c.energy.j_per_inference is not None for c in t.cells)
-        ),
-        None,
-    )
-    if energy_table is None:
+def _bar_charts(
+    table: ComparisonTable,
+    figure_of: Callable[[Cell], Estimate | None],
+    kind: str,
+    slug: str,
+    caption: str,
+    ylabel: str,
+) -> Iterator[tuple[str, str, str, Figure]]:
+    """One grouped bar chart per bucket of the first table whose cells carry this figure."""
+    shown = next((t for t in all_tables(table) if any(figure_of(c) for c in t.cells)), None)
+    if shown is None:
         return
-    colours = _colours(energy_table)
-    for w, b, rows in _buckets(energy_table):
-        fig = _energy_figure(energy_table, rows, colours)
+    colours = _colours(shown)
+    for w, b, rows in _buckets(shown):
+        bars = [
+            (i, j, column, estimate)
+            for i, _, j, column, cell in _cells_of(shown, rows)
+            if (estimate := figure_of(cell)) is not None
+        ]
+        fig = _bar_figure(shown, rows, colours, bars, ylabel)
         if fig is not None:
-            yield (
-                "energy-per-inference",
-                f"energy-{_slug(w)}-{_slug(b)}",
-                f"{w}/{b}: SoC joules per inference, net of the idle baseline, per node and engine "
-                "config, with the run-level interval",
-                fig,
-            )
-
-
-def _energy_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[str, str]) -> Figure | None:
-    bars = [
-        (i, j, column, cell.energy.j_per_inference)
-        for i, _, j, column, cell in _cells_of(table, rows)
-        if cell.energy is not None and cell.energy.j_per_inference is not None
-    ]
-    return _bar_figure(table, rows, colours, bars, "J per inference (SoC)")
+            yield kind, f"{slug}-{_slug(w)}-{_slug(b)}", f"{w}/{b}: {caption}", fig
 
 
 def _bar_figure(
@@ -474,12 +467,3 @@ def _sustained_figure(table: ComparisonTable, column: Column, charts: ChartData)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper left", fontsize=8, frameon=False)
     return fig, left_out
-
-
-def _cost_figure(table: ComparisonTable, rows: Sequence[Row], colours: dict[str, str]) -> Figure | None:
-    bars = [
-        (i, j, column, cell.cost.cost_per_million_usd)
-        for i, _, j, column, cell in _cells_of(table, rows)
-        if cell.cost is not None and cell.cost.cost_per_million_usd is not None
-    ]
-    return _bar_figure(table, rows, colours, bars, "USD per million inferences")
